@@ -1,0 +1,1 @@
+"""The benchmarking harness: suites, runner, result records, reports and the ``bench`` CLI."""

@@ -1,0 +1,195 @@
+"""The ``bench`` command line: list, data stats, episodes, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+EXAMPLES = """\
+examples:
+  bench list                              methods, suites, encoders, datasets
+  bench data stats                        tweets per split, entities, repairs, image-text coverage
+  bench episodes --k 1 --k 5              episode counts per domain beside the paper's
+  bench run --suite smoke                 a quick end-to-end check (about a minute)
+  bench run --suite table3 --seeds 0 1    part of Table 3; rerunning skips finished cells
+  bench report --suite table3             reports/table3.md from results/table3/
+  bench run --suite kernels --device cpu  CRF kernels against pytorch-crf
+"""
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--snap-dir", metavar="DIR", help="folder with SNAP's train/valid/test.txt (or set MFNER_SNAP_DIR)")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import baselines  # noqa: F401
+    from bench.suites import SUITES
+    from mfner.datasets import DATASETS
+    from mfner.encoder import ENCODERS
+    from mfner.method import METHODS
+
+    print(tabulate([(n, (c.__doc__ or "").strip().splitlines()[0]) for n, c in METHODS.items()], headers=["method", "what"], tablefmt="simple"))
+    print()
+    print(tabulate([(n, s.kind, s.description) for n, s in SUITES.items()], headers=["suite", "kind", "what"], tablefmt="simple"))
+    print()
+    print("encoders:", ", ".join(ENCODERS), "(or any local model folder)")
+    print("datasets:", ", ".join(f"{n} ({s.short})" for n, s in DATASETS.items()))
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from mfner.datasets import DATASETS, DatasetUnavailable, load_domain
+
+    for name, spec in DATASETS.items():
+        try:
+            domain = load_domain(name, args.snap_dir)
+        except DatasetUnavailable as err:
+            print(f"{spec.short} ({name}): not available: {err}\n")
+            continue
+        rows = []
+        for split, rep in [*domain.reports.items(), ("all", domain.report)]:
+            covered = rep.sentences - rep.image_text_missing - rep.image_text_empty
+            rows.append(
+                [split, rep.sentences, rep.tokens, *(rep.entities.get(t, 0) for t in spec.types)]
+                + [rep.orphan_i_repaired, f"{covered}/{rep.sentences}", rep.image_text_empty, rep.image_text_missing]
+            )
+        print(f"{spec.short} ({name}, {spec.citation}): {domain.report.sentences} tweets (paper: {spec.paper_tweets}); data sha256 {domain.data_hash[:12]}")
+        headers = ["split", "tweets", "tokens", *spec.types, "orphan I->B", "with image text", "empty text", "missing text"]
+        print(tabulate(rows, headers=headers, tablefmt="simple"))
+        print()
+    return 0
+
+
+def cmd_episodes(args: argparse.Namespace) -> int:
+    from bench import paper
+    from mfner.datasets import DATASETS, DatasetUnavailable, load_domain
+    from mfner.episodes import cached_episodes, sample_episodes
+
+    rows = []
+    for name in DATASETS:
+        try:
+            domain = load_domain(name, args.snap_dir)
+        except DatasetUnavailable as err:
+            print(f"{name}: not available ({err})")
+            continue
+        for k in args.k or [1, 5]:
+            capped = cached_episodes(domain, k, args.seed, args.cap)
+            uncapped = sample_episodes(domain, k, args.seed, None)
+            n_sup = sum(len(s) for s, _ in capped.episodes) / len(capped.episodes)
+            n_qry = sum(len(q) for _, q in capped.episodes) / len(capped.episodes)
+            rows.append([domain.spec.short, k, len(capped.episodes), len(uncapped.episodes), paper.EPISODES.get((name, k), "-"), f"{n_sup:.1f}", f"{n_qry:.1f}", capped.sha256[:12]])
+    print(tabulate(rows, headers=["domain", "K", f"episodes (cap {args.cap})", "uncapped", "paper", "support sents", "query sents", "sha256"], tablefmt="simple"))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.report import write_report
+    from bench.runner import RunOptions, run_suite
+    from bench.suites import SUITES
+
+    suite = SUITES.get(args.suite)
+    results_dir = Path(args.results_dir) if args.results_dir else None
+    if suite.kind == "kernels":
+        from bench.kernels import run_kernels
+
+        run_kernels(device=args.device, results_dir=results_dir)
+        return 0
+    opts = RunOptions(
+        device=args.device,
+        encoder=args.encoder,
+        snap_dir=args.snap_dir,
+        force=args.force,
+        only_methods=tuple(args.method or ()),
+        only_targets=tuple(args.target or ()),
+        seeds=tuple(args.seeds) if args.seeds else None,
+        shots=tuple(args.k) if args.k else None,
+        eval_episodes=args.episodes,
+        progress=not args.quiet,
+        command=["bench", *sys.argv[1:]],
+    )
+    if results_dir is not None:
+        opts.results_dir = results_dir
+    paths = run_suite(suite, opts)
+    for line in opts.log:
+        print(line)
+    report = write_report(suite, opts.results_dir)
+    print(report.read_text())
+    print(f"{len(paths)} record(s); report written to {report}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import write_report
+    from bench.suites import SUITES
+
+    kwargs = {"results_dir": Path(args.results_dir)} if args.results_dir else {}
+    path = write_report(SUITES.get(args.suite), **kwargs)
+    print(path.read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Few-shot multimodal NER harness: MFNER and baselines under one protocol.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="registered methods, suites, encoders, datasets")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("data", help="dataset commands")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    ps = dsub.add_parser("stats", help="tweets per split, entities per type, repairs, image-text coverage")
+    _add_data_args(ps)
+    ps.set_defaults(func=cmd_data_stats)
+
+    p = sub.add_parser("episodes", help="sample (and cache) test episodes; print counts beside the paper's")
+    p.add_argument("--k", type=int, action="append", metavar="K", help="shots (repeatable; default 1 and 5)")
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument("--cap", type=int, default=200, metavar="N", help="episodes per domain at most (default 200)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_episodes)
+
+    p = sub.add_parser("run", help="run a suite (resumable: finished cells are skipped)", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", required=True, metavar="NAME", help="smoke, table3, kernels, ... (see bench list)")
+    g = p.add_argument_group("selection (default: the whole suite)")
+    g.add_argument("--method", action="append", metavar="LABEL", help="only this method label or name (repeatable)")
+    g.add_argument("--target", action="append", metavar="DATASET", help="only this target domain (repeatable)")
+    g.add_argument("--seeds", type=int, nargs="+", metavar="N", help="only these seeds")
+    g.add_argument("--k", type=int, action="append", metavar="K", help="only these shots (repeatable)")
+    g.add_argument("--episodes", type=int, metavar="N", help="evaluate only the first N test episodes (quick look)")
+    g = p.add_argument_group("execution")
+    g.add_argument("--device", default="cpu", metavar="DEV", help="cpu or cuda (default cpu)")
+    g.add_argument("--encoder", default="minilm", metavar="NAME|PATH", help="encoder name or local model folder (default minilm)")
+    g.add_argument("--force", action="store_true", help="redo cells that already have results")
+    g.add_argument("--results-dir", metavar="DIR", help="where records go (default results/)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="write reports/<suite>.md from the suite's records")
+    p.add_argument("--suite", required=True, metavar="NAME")
+    p.add_argument("--results-dir", metavar="DIR")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bench: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The MFNER paper's reported F1 (mean, std over 5 seeds), transcribed from SPEC section 6.
+
+These are the paper's numbers, printed beside ours in reports; never our results.
+"""
+
+from __future__ import annotations
+
+# (label, K) -> {target: (mean, std)}; targets as dataset names, "avg" for the paper's Avg column.
+TABLE3: dict[tuple[str, int], dict[str, tuple[float, float]]] = {
+    ("ProtoNet", 1): {"twitter2017": (77.47, 0.50), "twitter2015": (55.22, 0.78), "snap": (73.83, 0.26), "avg": (68.84, 0.38)},
+    ("WPZ", 1): {"twitter2017": (67.13, 0.98), "twitter2015": (53.36, 0.49), "snap": (65.73, 0.73), "avg": (62.07, 0.29)},
+    ("SpanNER", 1): {"twitter2017": (75.54, 0.33), "twitter2015": (47.02, 0.22), "snap": (73.41, 0.31), "avg": (65.32, 0.20)},
+    ("BERT+CRF", 1): {"twitter2017": (0.88, 0.87), "twitter2015": (0.78, 0.69), "snap": (1.02, 1.04), "avg": (1.62, 2.12)},
+    ("ITA", 1): {"twitter2017": (0.88, 0.88), "twitter2015": (0.80, 0.70), "snap": (1.01, 1.04), "avg": (1.67, 2.10)},
+    ("MFNER", 1): {"twitter2017": (82.58, 0.43), "twitter2015": (66.79, 0.33), "snap": (80.04, 0.57), "avg": (76.47, 0.35)},
+    ("ProtoNet", 5): {"twitter2017": (84.36, 0.29), "twitter2015": (67.67, 0.27), "snap": (76.87, 0.20), "avg": (76.30, 0.19)},
+    ("WPZ", 5): {"twitter2017": (76.61, 0.85), "twitter2015": (66.22, 0.70), "snap": (71.99, 0.84), "avg": (71.61, 0.38)},
+    ("SpanNER", 5): {"twitter2017": (74.77, 0.26), "twitter2015": (50.67, 0.32), "snap": (67.97, 0.22), "avg": (64.47, 0.17)},
+    ("BERT+CRF", 5): {"twitter2017": (1.09, 1.06), "twitter2015": (0.95, 0.75), "snap": (1.30, 1.27), "avg": (1.11, 0.92)},
+    ("ITA", 5): {"twitter2017": (0.94, 0.96), "twitter2015": (0.95, 0.82), "snap": (1.10, 1.04), "avg": (1.00, 0.75)},
+    ("MFNER", 5): {"twitter2017": (82.93, 0.64), "twitter2015": (68.60, 0.21), "snap": (73.87, 0.67), "avg": (75.13, 0.38)},
+}
+
+#: Episode counts the paper reports per target domain and K.
+EPISODES = {("twitter2017", 1): 200, ("twitter2015", 1): 200, ("snap", 1): 200, ("twitter2017", 5): 80, ("twitter2015", 5): 172, ("snap", 5): 111}

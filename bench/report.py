@@ -1,0 +1,70 @@
+"""Result tables from the records of a suite: ours (mean ± std over seeds) beside the paper's."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench import paper
+from bench.records import RESULTS_DIR, load_records
+from bench.suites import Suite
+from mfner.datasets import DATASETS
+from mfner.metrics import summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS_DIR = ROOT / "reports"
+
+
+def _fmt(mean: float, std: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "not run"
+    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
+    """One row per (K, label); a column per target and Avg, each 'ours' and 'paper'."""
+    rows = load_records(results_dir, suite.name)
+    targets = list(suite.domains)
+    out = []
+    if rows.empty:
+        return pd.DataFrame()
+    stats = summarize(rows)
+    # Avg over targets: per seed, average the targets that ran, then mean and std over seeds.
+    per_seed = rows.groupby(["label", "k", "seed"])["f1"].agg(["mean", "count"]).reset_index()
+    for (label, k), group in rows.groupby(["label", "k"], sort=False):
+        row: dict[str, object] = {"K": k, "method": label}
+        ref = paper.TABLE3.get((label, k), {})
+        for t in targets:
+            hit = stats[(stats.label == label) & (stats.k == k) & (stats.target == t)]
+            short = DATASETS.get(t).short
+            row[short] = _fmt(float(hit["mean"].iloc[0]), float(hit["std"].iloc[0])) + f" (n={int(hit['seeds'].iloc[0])})" if len(hit) else "not run"
+            if t in ref:
+                row[f"{short} paper"] = _fmt(*ref[t])
+        full = per_seed[(per_seed.label == label) & (per_seed.k == k) & (per_seed["count"] == group.target.nunique())]
+        std = float(full["mean"].std(ddof=1)) if len(full) > 1 else float("nan")
+        row["Avg"] = _fmt(float(full["mean"].mean()), std) if len(full) else "not run"
+        if "avg" in ref:
+            row["Avg paper"] = _fmt(*ref["avg"])
+        out.append(row)
+    return pd.DataFrame(out).sort_values(["K", "method"], kind="stable")
+
+
+def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path = REPORTS_DIR) -> Path:
+    table = suite_table(suite, results_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f"{suite.name}.md"
+    body = tabulate(table, headers="keys", tablefmt="github", showindex=False) if not table.empty else "(no results yet)"
+    rows = load_records(results_dir, suite.name)
+    n = len(rows)
+    path.write_text(
+        f"# Suite `{suite.name}`\n\n{suite.description}\n\n"
+        f"Entity F1 (seqeval strict IOB2) per episode, averaged over a target's episodes; mean ± sample std "
+        f"over seeds (n = seeds that ran). Avg: per seed, the mean over the targets; 'not run' where a target "
+        f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6.\n\n"
+        f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
+        f"each record holds its command, seed, git commit, environment and episode hash.\n"
+    )
+    return path

@@ -1,0 +1,127 @@
+"""Running a suite's cells: leave-one-out, resumable, one record per finished cell."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import baselines  # noqa: F401 - registers the baselines
+from bench.records import RESULTS_DIR, peak_rss_mb, provenance, record_path, write_record
+from bench.suites import Cell, Suite
+from mfner.datasets import Domain, available_domains
+from mfner.episodes import cached_episodes
+from mfner.method import METHODS, RunContext, SourceTask
+from mfner.metrics import episode_f1, mean_over_episodes
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path = RESULTS_DIR
+    device: str = "cpu"
+    encoder: str = "minilm"
+    snap_dir: str | None = None
+    force: bool = False
+    only_methods: tuple[str, ...] = ()
+    only_targets: tuple[str, ...] = ()
+    seeds: tuple[int, ...] | None = None
+    shots: tuple[int, ...] | None = None
+    eval_episodes: int | None = None
+    progress: bool = True
+    command: list[str] | None = None
+    log: list[str] = field(default_factory=list)
+
+
+def run_cell(cell: Cell, suite: Suite, target: Domain, sources: list[Domain], opts: RunOptions) -> dict:
+    """Fit the method on the sources, predict every test episode of the target, score it."""
+    t0 = time.perf_counter()
+    test_set = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
+    limit = opts.eval_episodes or suite.eval_episodes
+    episodes = test_set.materialize(target, limit)
+    seed_everything(cell.seed)
+    ctx = RunContext(seed=cell.seed, device=opts.device, encoder=opts.encoder, progress=opts.progress)
+    method = METHODS.get(cell.spec.method)(ctx, **cell.spec.options)
+    train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
+    tasks = [SourceTask(d, train_sets[d.name].materialize(d, suite.train_episodes)) for d in sources]
+    method.fit(tasks)
+    fit_s = time.perf_counter() - t0
+    method.prepare(target)
+    f1s = []
+    desc = f"{cell.spec.label} {target.spec.short} {cell.k}-shot s{cell.seed}"
+    for ep in tqdm(episodes, desc=desc, disable=not opts.progress, unit="ep", leave=False):
+        pred = method.predict(ep)
+        f1s.append(episode_f1([s.tags for s in ep.query], pred))
+    return {
+        "suite": suite.name,
+        "label": cell.spec.label,
+        "method": cell.spec.method,
+        "options": cell.spec.options,
+        "config": method.config(),
+        "target": target.name,
+        "sources": [d.name for d in sources],
+        "k": cell.k,
+        "seed": cell.seed,
+        "n_episodes": len(f1s),
+        "f1": mean_over_episodes(f1s),
+        "f1_per_episode": f1s,
+        "episodes_sha256": test_set.sha256,
+        "train_episodes_sha256": {n: s.sha256 for n, s in train_sets.items()},
+        "train_episodes_used": {t.domain.name: len(t.episodes) for t in tasks},
+        "data_sha256": {d.name: d.data_hash for d in [target, *sources]},
+        "device": opts.device,
+        "encoder": opts.encoder,
+        "fit_s": round(fit_s, 3),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
+    """Run every missing cell of ``suite``; return the record paths written or found."""
+    if suite.kind != "fewshot":
+        raise ValueError(f"suite {suite.name!r} is a {suite.kind} suite")
+    domains, skipped = available_domains(list(suite.domains), opts.snap_dir)
+    for name, why in skipped.items():
+        opts.log.append(f"skip domain {name}: {why}")
+    by_name = {d.name: d for d in domains}
+    targets = tuple(n for n in by_name if not opts.only_targets or n in opts.only_targets)
+    seeds = opts.seeds or suite.seeds
+    shots = opts.shots or suite.shots
+    todo, done = [], []
+    for cell in suite.cells(targets):
+        if opts.only_methods and cell.spec.label not in opts.only_methods and cell.spec.method not in opts.only_methods:
+            continue
+        if cell.seed not in seeds or cell.k not in shots:
+            continue
+        if cell.spec.method not in METHODS:
+            msg = f"skip {cell.spec.label}: method {cell.spec.method!r} is not implemented yet"
+            if msg not in opts.log:
+                opts.log.append(msg)
+            continue
+        path = record_path(opts.results_dir, suite.name, cell.spec.label, cell.target, cell.k, cell.seed)
+        (done if path.exists() and not opts.force else todo).append((cell, path))
+    if done:
+        opts.log.append(f"{len(done)} cell(s) already have results (use --force to redo)")
+    written = [p for _, p in done]
+    meta = provenance(opts.command)
+    for cell, path in tqdm(todo, desc=f"suite {suite.name}", disable=not opts.progress, unit="cell"):
+        target = by_name[cell.target]
+        sources = [d for d in domains if d.name != cell.target]
+        if not sources:
+            raise ValueError(f"leave-one-out needs a source domain besides {cell.target}")
+        record = run_cell(cell, suite, target, sources, opts)
+        write_record(path, record | meta)
+        tqdm.write(f"{cell.spec.label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)")
+        written.append(path)
+    return written

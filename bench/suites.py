@@ -1,0 +1,92 @@
+"""Suites are data: which methods (with options), domains, shots, seeds and episode caps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mfner.registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A row of a result table: a registered method with its options, under a label."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work and one result record: a method on a target domain, K shots, a seed."""
+
+    spec: MethodSpec
+    target: str
+    k: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A declared grid of leave-one-out runs (or a kernel benchmark)."""
+
+    name: str
+    description: str
+    kind: Literal["fewshot", "kernels"] = "fewshot"
+    methods: tuple[MethodSpec, ...] = ()
+    domains: tuple[str, ...] = ("twitter2017", "twitter2015", "snap")
+    shots: tuple[int, ...] = (1, 5)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    max_episodes: int = 200  # the paper's cap per target domain
+    eval_episodes: int | None = None  # evaluate only the first N of them (quick suites)
+    train_episodes: int | None = None  # source episodes per domain for training (None: all)
+
+    def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
+        for spec in self.methods:
+            for k in self.shots:
+                for target in targets:
+                    for seed in self.seeds:
+                        yield Cell(spec, target, k, seed)
+
+
+SUITES: Registry[Suite] = Registry("suite")
+
+SUITES.add(
+    "smoke",
+    Suite(
+        name="smoke",
+        description="Frozen nearest prototype on both Twitter targets, 1 and 5 shots, 20 episodes, seed 0.",
+        methods=(MethodSpec("proto-frozen", "proto-frozen"),),
+        domains=("twitter2017", "twitter2015"),
+        seeds=(0,),
+        eval_episodes=20,
+    ),
+)
+
+SUITES.add(
+    "table3",
+    Suite(
+        name="table3",
+        description="Paper Table 3: every method, leave-one-out over T17/T15/SNAP, 1 and 5 shots, 5 seeds.",
+        methods=(
+            MethodSpec("ProtoNet", "protonet"),
+            MethodSpec("WPZ", "wpz"),
+            MethodSpec("SpanNER", "spanner"),
+            MethodSpec("BERT+CRF", "bert-crf"),
+            MethodSpec("ITA", "ita"),
+            MethodSpec("MFNER", "mfner"),
+            MethodSpec("proto-frozen", "proto-frozen"),
+        ),
+    ),
+)
+
+SUITES.add(
+    "kernels",
+    Suite(
+        name="kernels",
+        description="CRF/Viterbi kernel timings against pytorch-crf on cpu or cuda (issue: CRF kernels).",
+        kind="kernels",
+    ),
+)

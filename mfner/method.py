@@ -1,0 +1,68 @@
+"""The one interface every method implements, and the registry of methods."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from mfner.datasets import Domain
+from mfner.episodes import Episode
+from mfner.registry import Registry
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the harness hands a method: seed, device, encoder choice, verbosity."""
+
+    seed: int = 0
+    device: str = "cpu"
+    encoder: str = "minilm"
+    progress: bool = True
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+
+@dataclass(frozen=True)
+class SourceTask:
+    """One source domain and its training episodes."""
+
+    domain: Domain
+    episodes: list[Episode] = field(default_factory=list)
+
+
+class FewShotMethod(ABC):
+    """Meta-train on source episodes, then label a test episode's query given its support.
+
+    Life cycle, driven by the harness for one (target, K, seed) cell:
+    ``fit(sources)`` once, ``prepare(target)`` once, ``predict(episode)`` per test episode.
+    ``predict`` must be deterministic: no random draws at test time.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, ctx: RunContext, **options: Any) -> None:
+        self.ctx = ctx
+        if options:
+            raise TypeError(f"{type(self).__name__} takes no options, got {sorted(options)}")
+
+    def config(self) -> dict[str, Any]:
+        """The resolved configuration, stored with every result."""
+        return {}
+
+    def fit(self, sources: list[SourceTask]) -> None:  # noqa: B027 - training-free methods keep this
+        """Meta-train on the source domains (default: nothing to train)."""
+
+    def prepare(self, target: Domain) -> None:  # noqa: B027
+        """Optional: precompute per-target state (frozen vectors, say) before predicting."""
+
+    @abstractmethod
+    def predict(self, episode: Episode) -> list[list[str]]:
+        """One tag sequence per query sentence, tags from ``episode.labels``."""
+
+
+METHODS: Registry[type[FewShotMethod]] = Registry("method")

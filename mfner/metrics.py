@@ -1,0 +1,36 @@
+"""Entity F1 (seqeval, strict IOB2) per episode, then means over episodes and seeds."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
+
+
+def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> float:
+    """Entity-level F1 in percent over one episode's query set (strict IOB2 spans)."""
+    if len(gold) != len(pred):
+        raise ValueError(f"expected {len(gold)} predicted sentences, got {len(pred)}")
+    for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: expected {len(g)} tags, got {len(p)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no predicted or no gold entity: F1 is 0, as defined
+        return 100.0 * float(f1_score([list(g) for g in gold], [list(p) for p in pred], mode="strict", scheme=IOB2, zero_division=0))
+
+
+def mean_over_episodes(f1s: Sequence[float]) -> float:
+    if not f1s:
+        raise ValueError("no episodes to average")
+    return float(np.mean(f1s))
+
+
+def summarize(rows: pd.DataFrame, by: Sequence[str] = ("label", "k", "target")) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) of the episode-averaged F1 over seeds, with the seed count."""
+    grouped = rows.groupby(list(by), sort=False)["f1"]
+    out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=1)) if len(s) > 1 else float("nan"), seeds="count")
+    return out.reset_index()
