@@ -28,7 +28,9 @@ class FrozenNearestPrototype(FewShotMethod):
 
     def prepare(self, target: Domain) -> None:
         encoder = WordEncoder(self.ctx.encoder)
-        self.vectors = cached_word_vectors(encoder, list(target.sentences), target.data_hash, self.view, self.ctx.progress)
+        self.vectors = cached_word_vectors(
+            encoder, list(target.sentences), target.data_hash, self.view, self.ctx.progress
+        )
 
     def predict(self, episode: Episode) -> list[list[str]]:
         labels = episode.labels

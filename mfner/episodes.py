@@ -81,7 +81,9 @@ class _Pool:
                 self.member[t].add(idx)
 
 
-def _type_counts(indices: list[int], sent_types: list[set[str]] | list[frozenset[str]], types: tuple[str, ...]) -> dict[str, int]:
+def _type_counts(
+    indices: list[int], sent_types: list[set[str]] | list[frozenset[str]], types: tuple[str, ...]
+) -> dict[str, int]:
     counts = dict.fromkeys(types, 0)
     for i in indices:
         for t in sent_types[i]:
@@ -118,7 +120,9 @@ def episode_file(domain: Domain, k: int, seed: int, max_episodes: int | None, pu
     return cache_dir() / "episodes" / f"{domain.name}-{purpose}-k{k}-s{seed}-cap{cap}-{domain.data_hash[:12]}.json"
 
 
-def cached_episodes(domain: Domain, k: int, seed: int, max_episodes: int | None = 200, purpose: str = "test") -> EpisodeSet:
+def cached_episodes(
+    domain: Domain, k: int, seed: int, max_episodes: int | None = 200, purpose: str = "test"
+) -> EpisodeSet:
     """Episodes from the on-disk JSON if present, else sampled and written there."""
     path = episode_file(domain, k, seed, max_episodes, purpose)
     if path.is_file():
@@ -177,7 +181,9 @@ class EpisodeSet:
     def materialize(self, domain: Domain, limit: int | None = None) -> list[Episode]:
         """Resolve keys to sentences of ``domain`` (checks it is the same data)."""
         if domain.data_hash != self.data_hash:
-            raise ValueError(f"episodes of {self.domain} were cut from other data ({self.data_hash[:12]} != {domain.data_hash[:12]})")
+            raise ValueError(
+                f"episodes of {self.domain} were cut from other data ({self.data_hash[:12]} != {domain.data_hash[:12]})"
+            )
         table = domain.by_key()
         chosen = self.episodes if limit is None else self.episodes[:limit]
         return [
@@ -186,7 +192,9 @@ class EpisodeSet:
         ]
 
 
-def sample_episodes(domain: Domain, k: int, seed: int, max_episodes: int | None = 200, purpose: str = "test") -> EpisodeSet:
+def sample_episodes(
+    domain: Domain, k: int, seed: int, max_episodes: int | None = 200, purpose: str = "test"
+) -> EpisodeSet:
     """Cut episodes from ``domain`` without replacement.
 
     Deterministic for ``(domain, k, seed, purpose)``; ``purpose`` ("test" or "train") gives
@@ -203,6 +211,8 @@ def sample_episodes(domain: Domain, k: int, seed: int, max_episodes: int | None 
             break
         query = _draw_set(pool, domain.types, k)
         if query is None:
+            for i in support:
+                pool.give_back(i)
             break
         keys = [domain.sentences[i].key for i in support], [domain.sentences[i].key for i in query]
         episodes.append((tuple(keys[0]), tuple(keys[1])))

@@ -20,7 +20,9 @@ def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
             raise ValueError(f"sentence {i}: expected {len(g)} tags, got {len(p)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no predicted or no gold entity: F1 is 0, as defined
-        return 100.0 * float(f1_score([list(g) for g in gold], [list(p) for p in pred], mode="strict", scheme=IOB2, zero_division=0))
+        return 100.0 * float(
+            f1_score([list(g) for g in gold], [list(p) for p in pred], mode="strict", scheme=IOB2, zero_division=0)
+        )
 
 
 def mean_over_episodes(f1s: Sequence[float]) -> float:

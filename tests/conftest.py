@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny BERT written from a config, small slices of the real data."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+import torch
+
+from mfner.data import Sentence
+from mfner.datasets import load_domain
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test writes caches into a temporary folder, never the user's."""
+    monkeypatch.setenv("MFNER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def t17():
+    return load_domain("twitter2017")
+
+
+@pytest.fixture(scope="session")
+def t15():
+    return load_domain("twitter2015")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide BERT with a word-piece vocabulary written here (random weights)."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    words = ["the", "a", "of", "in", "new", "post", "people", "festival", "voice", "stage", "large", "group"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *chars, *(f"##{c}" for c in chars)]
+    vocab = list(dict.fromkeys(vocab))
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def make_sentence(key: str, tokens: str, tags: str, image_text: str = "") -> Sentence:
+    return Sentence(key, tuple(tokens.split()), tuple(tags.split()), key, image_text)

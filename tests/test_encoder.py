@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from mfner.encoder import WordEncoder, cached_word_vectors
+from tests.conftest import make_sentence
+
+SENTS = [
+    make_sentence("s:0", "new post : festival of voice", "O O O B-MISC I-MISC I-MISC", "a large group of people"),
+    make_sentence("s:1", "the \xa0 stage", "O O O", ""),
+    make_sentence("s:2", "people", "O", "the stage of the festival in the large group"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return WordEncoder(str(tiny_model_dir))
+
+
+@pytest.mark.parametrize("view", ["text", "text+image"])
+def test_one_vector_per_word(tiny, view):
+    vectors = tiny.embed(SENTS, view)
+    assert [tuple(v.shape) for v in vectors] == [(len(s.tokens), 32) for s in SENTS]
+
+
+def test_word_vector_is_first_subtoken_state(tiny):
+    """Known answer: '[CLS] festival [SEP]' through the model, position 1."""
+    sent = make_sentence("x:0", "festival", "O")
+    ids = tiny.tokenizer(["festival"], is_split_into_words=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = tiny.model(**ids).last_hidden_state[0, 1]
+    assert torch.allclose(tiny.embed([sent], "text")[0][0], expected, atol=1e-6)
+
+
+def test_multi_word_subtokens_take_the_first(tiny):
+    sent = make_sentence("x:0", "zq festival", "O O")  # 'zq' splits into 'z', '##q'
+    enc = tiny.tokenize([sent], "text")
+    assert enc.word_index[0].tolist() == [1, 3]
+
+
+def test_image_view_sees_the_image_text(tiny):
+    text = tiny.embed(SENTS, "text")
+    multi = tiny.embed(SENTS, "text+image")
+    assert not torch.allclose(text[0], multi[0])
+    # An empty image text gives 'text [SEP] [SEP]': same words, still a different input.
+    assert multi[1].shape == text[1].shape
+
+
+def test_batched_equals_one_by_one(tiny):
+    batched = tiny.embed(SENTS, "text+image")
+    for sent, vec in zip(SENTS, batched, strict=True):
+        assert torch.allclose(tiny.embed([sent], "text+image")[0], vec, atol=1e-5)
+
+
+def test_image_side_is_truncated_never_the_text(tiny_model_dir):
+    enc = WordEncoder(str(tiny_model_dir), max_length=12)
+    sent = make_sentence("x:0", "new post festival", "O O O", "the large group " * 20)
+    batch = enc.tokenize([sent], "text+image")
+    assert batch.inputs["input_ids"].shape[1] <= 12
+    assert batch.word_mask[0].sum() == 3
+    with pytest.raises(ValueError, match="exceeds max_length=12"):
+        enc.tokenize([make_sentence("x:1", " ".join(["festival"] * 12), " ".join(["O"] * 12))], "text")
+
+
+def test_bad_view_is_rejected(tiny):
+    with pytest.raises(ValueError, match="view must be one of"):
+        tiny.tokenize(SENTS, "image")
+
+
+def test_frozen_vectors_are_cached_on_disk(tiny, monkeypatch):
+    first = cached_word_vectors(tiny, SENTS, "hash-a", "text")
+    monkeypatch.setattr(WordEncoder, "embed", lambda *a, **k: pytest.fail("encoded again"))
+    second = cached_word_vectors(tiny, SENTS, "hash-a", "text")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    with pytest.raises(pytest.fail.Exception, match="encoded again"):
+        cached_word_vectors(tiny, SENTS, "hash-a", "text+image")  # another view is another key
+
+
+@pytest.mark.slow
+def test_bundled_minilm_loads_offline():
+    enc = WordEncoder("minilm")
+    assert enc.hidden_size == 384 and enc.model.config.num_hidden_layers == 6
+    (vec,) = enc.embed([SENTS[0]], "text+image")
+    assert vec.shape == (6, 384) and torch.isfinite(vec).all()

@@ -1,0 +1,112 @@
+"""End to end: a suite over two small domains cut from the real data, with the tiny encoder."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.report import suite_table
+from bench.runner import RunOptions, run_suite
+from bench.suites import MethodSpec, Suite
+from mfner.datasets import DATASETS, DatasetSpec, load_domain
+
+
+def _slice(src: Path, dst: Path, n_tweets: int) -> None:
+    blocks = src.read_text(encoding="utf-8").split("\n\n")[:n_tweets]
+    dst.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def small_domains(tmp_path_factory):
+    """Registers 'mini17' and 'mini15': 150 tweets per split of each Twitter set."""
+    names = []
+    for name, real in (("mini17", "twitter2017"), ("mini15", "twitter2015")):
+        spec = DATASETS.get(real)
+        folder = tmp_path_factory.mktemp(name)
+        for split in ("train", "valid", "test"):
+            _slice(spec.folder / f"{split}.txt", folder / f"{split}.txt", 150)
+        (folder / spec.caption_file).write_bytes((spec.folder / spec.caption_file).read_bytes())
+        DATASETS.add(
+            name, DatasetSpec(name=name, short=name, types=spec.types, caption_file=spec.caption_file, folder=folder)
+        )
+        names.append(name)
+    yield names
+    for name in names:
+        del DATASETS._items[name]
+
+
+@pytest.fixture()
+def suite(small_domains):
+    return Suite(
+        name="mini",
+        description="test suite",
+        methods=(MethodSpec("proto-dot", "proto-frozen", {"similarity": "dot"}), MethodSpec("nope", "not-a-method")),
+        domains=(*small_domains, "snap"),
+        shots=(1,),
+        seeds=(0, 1),
+        max_episodes=6,
+    )
+
+
+def test_suite_runs_resumes_and_reports(suite, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False)
+    paths = run_suite(suite, opts)
+    assert len(paths) == 4  # 1 method x 2 targets x 2 seeds; 'nope' and SNAP skipped with a reason
+    assert any("skip domain snap" in line for line in opts.log)
+    assert any("'not-a-method' is not implemented" in line for line in opts.log)
+
+    rec = json.loads(paths[0].read_text())
+    assert rec["n_episodes"] == 6 and len(rec["f1_per_episode"]) == 6
+    assert 0.0 <= rec["f1"] <= 100.0
+    assert rec["sources"] and rec["target"] not in rec["sources"]
+    assert len(rec["episodes_sha256"]) == 64 and rec["git"]["commit"] and rec["env"]["packages"]["torch"]
+    assert rec["config"] == {"view": "text", "similarity": "dot", "encoder": str(tiny_model_dir)}
+
+    # Resumable: a second run finds every cell done and rewrites nothing.
+    stamp = paths[0].stat().st_mtime_ns
+    opts2 = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False)
+    assert sorted(run_suite(suite, opts2)) == sorted(paths)
+    assert paths[0].stat().st_mtime_ns == stamp and "4 cell(s) already have results" in " ".join(opts2.log)
+
+    table = suite_table(suite, tmp_path)
+    assert (
+        list(table["method"]) == ["proto-dot"]
+        and "(n=2)" in table["mini17"].iloc[0]
+        and table["SNAP"].iloc[0] == "not run"
+    )
+
+
+def test_same_seed_same_f1(suite, tiny_model_dir, tmp_path):
+    a = run_suite(
+        suite, RunOptions(results_dir=tmp_path / "a", encoder=str(tiny_model_dir), progress=False, seeds=(1,))
+    )
+    b = run_suite(
+        suite, RunOptions(results_dir=tmp_path / "b", encoder=str(tiny_model_dir), progress=False, seeds=(1,))
+    )
+    for pa, pb in zip(sorted(a), sorted(b), strict=True):
+        assert json.loads(pa.read_text())["f1_per_episode"] == json.loads(pb.read_text())["f1_per_episode"]
+
+
+def test_cli_help_and_errors(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "bench run --suite table3" in capsys.readouterr().out
+    assert main(["run", "--suite", "tabel3"]) == 2
+    assert "Did you mean 'table3'" in capsys.readouterr().err
+
+
+def test_cli_data_stats_shows_counts_and_repairs(capsys, monkeypatch):
+    monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
+    assert main(["data", "stats"]) == 0
+    out = capsys.readouterr().out
+    assert "8257 tweets (paper: 8257)" in out and "4819 tweets (paper: 4819)" in out
+    assert "SNAP (snap): not available" in out
+    t15_block = out[out.index("T15 (twitter2015") :]
+    t15_all = [line for line in t15_block.splitlines() if line.startswith("all")][0]
+    assert t15_all.split()[1:3] == ["8257", "133439"] and "374" in t15_all.split()
+
+
+def test_domains_load_for_the_fixture(small_domains):
+    assert len(load_domain(small_domains[0]).sentences) == 450
