@@ -176,7 +176,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.suites import SUITES
 
     kwargs = {"results_dir": Path(args.results_dir)} if args.results_dir else {}
-    path = write_report(SUITES.get(args.suite), **kwargs)
+    suite = SUITES.get(args.suite)
+    if suite.kind == "kernels":
+        from bench.kernels import write_kernel_report
+        from bench.records import RESULTS_DIR
+
+        path = write_kernel_report(kwargs.get("results_dir", RESULTS_DIR))
+    else:
+        path = write_report(suite, **kwargs)
     print(path.read_text())
     return 0
 
