@@ -233,7 +233,9 @@ def _exp_trans(transitions: Tensor) -> tuple[np.ndarray, float]:
     return np.exp(trans - shift), shift
 
 
-def _fast_forward(emissions: Tensor, lengths: Tensor, exp_trans: np.ndarray, shift: float, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+def _fast_forward(
+    emissions: Tensor, lengths: Tensor, exp_trans: np.ndarray, shift: float, start: np.ndarray, end: np.ndarray
+) -> np.ndarray:
     """The scaled forward, with the log-space kernel redoing any sequence that underflowed."""
     em_t = emissions.detach()
     x_max = em_t.amax(-1, keepdim=True)  # (B, L, 1)

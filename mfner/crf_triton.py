@@ -52,7 +52,9 @@ if triton is not None:
         tmask = rt < T
         m2 = bmask[:, None] & tmask[None, :]  # (BB, TP)
         lens = tl.load(len_ptr + rb, mask=bmask, other=1)
-        trans = tl.load(trans_ptr + rt[:, None] * T + rt[None, :], mask=tmask[:, None] & tmask[None, :], other=NEG)  # (TP, TP)
+        trans = tl.load(
+            trans_ptr + rt[:, None] * T + rt[None, :], mask=tmask[:, None] & tmask[None, :], other=NEG
+        )  # (TP, TP)
         start = tl.load(start_ptr + rt, mask=tmask, other=NEG)
         end = tl.load(end_ptr + rt, mask=tmask, other=NEG)
         row = rb[:, None] * stride_b + rt[None, :]  # (BB, TP)
@@ -106,7 +108,9 @@ if triton is not None:
                 tl.store(gstart_ptr + tl.program_id(0) * TP + rt, tl.sum(g[:, None] * marg, axis=0))
             else:
                 e = tl.load(em_ptr + row + t * stride_l, mask=m2, other=NEG).to(tl.float32)
-                prev = tl.load(alpha_ptr + (rb[:, None] * max_len + t - 1) * TP + rt[None, :], mask=bmask[:, None], other=NEG)
+                prev = tl.load(
+                    alpha_ptr + (rb[:, None] * max_len + t - 1) * TP + rt[None, :], mask=bmask[:, None], other=NEG
+                )
                 v = e + beta  # (BB, TP_to)
                 xi = tl.exp(prev[:, :, None] + trans[None, :, :] + v[:, None, :] - log_z[:, None, None])  # (BB, TP, TP)
                 xi = tl.where(active[:, :, None] & bmask[:, None, None], xi, 0.0)
@@ -144,7 +148,11 @@ if triton is not None:
             arg = tl.argmax(s, axis=1).to(tl.int32)
             active = (t < lens)[:, None]
             delta = tl.where(active, best + e, delta)
-            tl.store(ptr_ptr + (rb[:, None] * max_len + t) * TP + rt[None, :], tl.where(active, arg, ident), mask=bmask[:, None])
+            tl.store(
+                ptr_ptr + (rb[:, None] * max_len + t) * TP + rt[None, :],
+                tl.where(active, arg, ident),
+                mask=bmask[:, None],
+            )
         final = delta + end[None, :]
         score = tl.max(final, axis=1)
         cur = tl.argmax(final, axis=1).to(tl.int32)  # (BB,)
@@ -175,7 +183,23 @@ class _LogPartition(torch.autograd.Function):
         out = torch.empty(b, dtype=torch.float32, device=em.device)
         alpha = torch.empty(b, length, tp, dtype=torch.float32, device=em.device) if need_grad else out
         grid = (triton.cdiv(b, block_b),)
-        _forward_kernel[grid](em, lengths, trans, st, en, out, alpha, b, em.size(2), em.stride(0), em.stride(1), length, need_grad, block_b, tp)
+        _forward_kernel[grid](
+            em,
+            lengths,
+            trans,
+            st,
+            en,
+            out,
+            alpha,
+            b,
+            em.size(2),
+            em.stride(0),
+            em.stride(1),
+            length,
+            need_grad,
+            block_b,
+            tp,
+        )
         if need_grad:
             ctx.save_for_backward(em, lengths, trans, en, alpha, out)
         return out.to(emissions.dtype)
@@ -196,7 +220,13 @@ class _LogPartition(torch.autograd.Function):
         )  # fmt: skip
         t = em.size(2)
         dtype = em.dtype
-        return g_em.to(dtype), None, g_trans.sum(0)[:t, :t].to(dtype), g_start.sum(0)[:t].to(dtype), g_end.sum(0)[:t].to(dtype)
+        return (
+            g_em.to(dtype),
+            None,
+            g_trans.sum(0)[:t, :t].to(dtype),
+            g_start.sum(0)[:t].to(dtype),
+            g_end.sum(0)[:t].to(dtype),
+        )
 
 
 def log_partition(emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor) -> Tensor:
@@ -214,5 +244,21 @@ def viterbi(emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor,
     pointers = torch.empty(b, length, tp, dtype=torch.int32, device=em.device)
     lengths = mask.sum(1).to(torch.int32)
     grid = (triton.cdiv(b, block_b),)
-    _viterbi_kernel[grid](em, lengths, trans, st, en, scores, path, pointers, b, em.size(2), em.stride(0), em.stride(1), length, block_b, tp)
+    _viterbi_kernel[grid](
+        em,
+        lengths,
+        trans,
+        st,
+        en,
+        scores,
+        path,
+        pointers,
+        b,
+        em.size(2),
+        em.stride(0),
+        em.stride(1),
+        length,
+        block_b,
+        tp,
+    )
     return path.long(), scores.to(emissions.dtype)
