@@ -76,10 +76,12 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def load_records(results_dir: Path, suite: str) -> pd.DataFrame:
-    """All records of a suite as rows (label, method, target, k, seed, f1, ...)."""
+def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFrame:
+    """Records of a suite as rows (label, method, target, k, seed, f1, ...); ``pattern`` picks label folders."""
     rows = []
-    for path in sorted((results_dir / suite).glob("*/*.json")):
+    for path in sorted((results_dir / suite).glob(f"{pattern}/*.json")):
+        if path.name.endswith(".trace.json"):
+            continue
         rec = json.loads(path.read_text())
         rows.append(
             {

@@ -27,6 +27,10 @@ def _fmt(mean: float, std: float) -> str:
 def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     """One row per (K, label); a column per target and Avg, each 'ours' and 'paper'."""
     rows = load_records(results_dir, suite.name)
+    for other, label in suite.include:
+        rows = pd.concat(
+            [load_records(results_dir, other, label.replace("/", "_").replace(" ", "_")), rows], ignore_index=True
+        )
     targets = list(suite.domains)
     out = []
     if rows.empty:

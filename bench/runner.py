@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 import baselines  # noqa: F401 - registers the baselines
+import mfner.train  # noqa: F401 - registers MFNER
 from bench.records import RESULTS_DIR, peak_rss_mb, provenance, record_path, write_record
 from bench.suites import Cell, Suite
 from mfner.datasets import Domain, available_domains
@@ -43,8 +44,14 @@ class RunOptions:
     log: list[str] = field(default_factory=list)
 
 
-def run_cell(cell: Cell, suite: Suite, target: Domain, sources: list[Domain], opts: RunOptions) -> dict:
-    """Fit the method on the sources, predict every test episode of the target, score it."""
+def run_cell(
+    cell: Cell, suite: Suite, target: Domain, sources: list[Domain], opts: RunOptions
+) -> tuple[dict, list[dict]]:
+    """Fit the method on the sources, predict every test episode of the target, score it.
+
+    Returns the record and, for methods that trace (MFNER), per-token traces of the first
+    ``suite.trace_episodes`` test episodes for the case-study figures.
+    """
     t0 = time.perf_counter()
     test_set = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
     limit = opts.eval_episodes or suite.eval_episodes
@@ -62,7 +69,11 @@ def run_cell(cell: Cell, suite: Suite, target: Domain, sources: list[Domain], op
     for ep in tqdm(episodes, desc=desc, disable=not opts.progress, unit="ep", leave=False):
         pred = method.predict(ep)
         f1s.append(episode_f1([s.tags for s in ep.query], pred))
-    return {
+    traces = []
+    if hasattr(method, "trace"):
+        for ep in episodes[: suite.trace_episodes]:
+            traces += [{"episode": ep.index} | row for row in method.trace(ep)]
+    record = {
         "suite": suite.name,
         "label": cell.spec.label,
         "method": cell.spec.method,
@@ -84,7 +95,9 @@ def run_cell(cell: Cell, suite: Suite, target: Domain, sources: list[Domain], op
         "fit_s": round(fit_s, 3),
         "wall_s": round(time.perf_counter() - t0, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "fit_report": method.fit_report(),
     }
+    return record, traces
 
 
 def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
@@ -120,7 +133,12 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         sources = [d for d in domains if d.name != cell.target]
         if not sources:
             raise ValueError(f"leave-one-out needs a source domain besides {cell.target}")
-        record = run_cell(cell, suite, target, sources, opts)
+        record, traces = run_cell(cell, suite, target, sources, opts)
+        if traces:
+            write_record(
+                path.with_suffix(".trace.json"),
+                {"label": cell.spec.label, "target": cell.target, "k": cell.k, "seed": cell.seed, "rows": traces},
+            )
         write_record(path, record | meta)
         tqdm.write(
             f"{cell.spec.label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)"

@@ -42,6 +42,8 @@ class Suite:
     max_episodes: int = 200  # the paper's cap per target domain
     eval_episodes: int | None = None  # evaluate only the first N of them (quick suites)
     train_episodes: int | None = None  # source episodes per domain for training (None: all)
+    trace_episodes: int = 2  # test episodes traced per cell by methods that trace (case studies)
+    include: tuple[tuple[str, str], ...] = ()  # (suite, label) rows whose records the report shows too
 
     def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
         for spec in self.methods:
@@ -79,6 +81,23 @@ SUITES.add(
             MethodSpec("MFNER", "mfner"),
             MethodSpec("proto-frozen", "proto-frozen"),
         ),
+    ),
+)
+
+SUITES.add(
+    "ablations",
+    Suite(
+        name="ablations",
+        description=(
+            "Paper Tables 4 and 5: MFNER without image text (E_f = E_t) and with a fixed denoiser "
+            "(alpha = beta = 0.5), beside the full model from table3; plus the frozen-encoder profile."
+        ),
+        methods=(
+            MethodSpec("MFNER text only", "mfner", {"image_text": False}),
+            MethodSpec("MFNER fixed denoiser", "mfner", {"denoiser": "fixed"}),
+            MethodSpec("MFNER frozen", "mfner", {"profile": "frozen"}),
+        ),
+        include=(("table3", "MFNER"),),
     ),
 )
 

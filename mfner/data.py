@@ -31,7 +31,7 @@ class DataFormatError(ValueError):
 class Sentence:
     """One tweet: words, IOB2 tags, its image id and the image turned into text."""
 
-    key: str  # unique in its domain: "<split>:<index>"
+    key: str  # unique across domains: "<domain>:<split>:<index>"
     tokens: tuple[str, ...]
     tags: tuple[str, ...]
     image_id: str
@@ -170,9 +170,11 @@ def attach_image_text(
     split: str,
     captions: dict[str, str] | None,
     report: LoadReport,
+    domain: str = "",
 ) -> list[Sentence]:
-    """Build sentences, counting missing and empty image texts (both become ``""``)."""
+    """Build sentences keyed ``<domain>:<split>:<index>``, counting missing and empty image texts."""
     out = []
+    prefix = f"{domain}:{split}" if domain else split
     for i, (image_id, tokens, tags) in enumerate(rows):
         text = None if captions is None else captions.get(image_id)
         if text is None:
@@ -180,5 +182,5 @@ def attach_image_text(
             text = ""
         elif not text:
             report.image_text_empty += 1
-        out.append(Sentence(f"{split}:{i}", tuple(tokens), tuple(tags), image_id, text))
+        out.append(Sentence(f"{prefix}:{i}", tuple(tokens), tuple(tags), image_id, text))
     return out

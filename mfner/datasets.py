@@ -156,7 +156,7 @@ def _load(name: str, folder: Path, check_hash: bool) -> Domain:
     sentences: list[Sentence] = []
     for split, report in reports.items():
         rows = read_conll(folder / f"{split}.txt", split, report)
-        sentences += attach_image_text(rows, split, captions, report)
+        sentences += attach_image_text(rows, split, captions, report, spec.name)
     unknown = {t for r in reports.values() for t in r.entities} - set(spec.types)
     if unknown:
         raise ValueError(f"{spec.name}: entity types {sorted(unknown)} not in the declared {list(spec.types)}")

@@ -194,20 +194,17 @@ class WordEncoder(nn.Module):
         return out  # type: ignore[return-value]
 
 
+CACHE_VERSION = 2  # bump when what is stored changes (2: sentence keys carry the domain)
+
+
 def _memory() -> joblib.Memory:
     return joblib.Memory(cache_dir() / "embeddings", verbose=0)
 
 
 def _embed_uncached(
-    fingerprint: str,
-    data_hash: str,
-    view: View,
-    max_length: int,
-    *,
-    encoder: WordEncoder,
-    sentences: list[Sentence],
-    progress: bool = False,
+    key: tuple, *, encoder: WordEncoder, sentences: list[Sentence], view: View, progress: bool = False
 ) -> dict[str, np.ndarray]:
+    """``key`` (version, model fingerprint, data hash, view, max length) is what joblib hashes."""
     vectors = encoder.embed(sentences, view, progress=progress)
     return {s.key: v.numpy() for s, v in zip(sentences, vectors, strict=True)}
 
@@ -219,25 +216,9 @@ def cached_word_vectors(
 
     ``data_hash`` must identify ``sentences`` (a domain's hash); it is part of the cache key.
     """
-    if os.environ.get("MFNER_NO_CACHE"):
-        arrays = _embed_uncached(
-            encoder.fingerprint,
-            data_hash,
-            view,
-            encoder.max_length,
-            encoder=encoder,
-            sentences=sentences,
-            progress=progress,
-        )
-    else:
-        fn = _memory().cache(_embed_uncached, ignore=["encoder", "sentences", "progress"])
-        arrays = fn(
-            encoder.fingerprint,
-            data_hash,
-            view,
-            encoder.max_length,
-            encoder=encoder,
-            sentences=sentences,
-            progress=progress,
-        )
+    key = (CACHE_VERSION, encoder.fingerprint, data_hash, view, encoder.max_length)
+    fn = _embed_uncached
+    if not os.environ.get("MFNER_NO_CACHE"):
+        fn = _memory().cache(_embed_uncached, ignore=["encoder", "sentences", "view", "progress"])
+    arrays = fn(key, encoder=encoder, sentences=sentences, view=view, progress=progress)
     return {k: torch.from_numpy(v) for k, v in arrays.items()}

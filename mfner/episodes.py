@@ -19,7 +19,7 @@ from mfner.data import Sentence
 from mfner.datasets import Domain
 from mfner.paths import cache_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sentence keys carry the domain
 
 
 class EpisodeError(ValueError):
@@ -117,7 +117,8 @@ def _draw_set(pool: _Pool, types: tuple[str, ...], k: int) -> list[int] | None:
 
 def episode_file(domain: Domain, k: int, seed: int, max_episodes: int | None, purpose: str) -> Path:
     cap = "all" if max_episodes is None else str(max_episodes)
-    return cache_dir() / "episodes" / f"{domain.name}-{purpose}-k{k}-s{seed}-cap{cap}-{domain.data_hash[:12]}.json"
+    name = f"{domain.name}-{purpose}-k{k}-s{seed}-cap{cap}-{domain.data_hash[:12]}-v{SCHEMA_VERSION}.json"
+    return cache_dir() / "episodes" / name
 
 
 def cached_episodes(

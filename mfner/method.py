@@ -64,5 +64,9 @@ class FewShotMethod(ABC):
     def predict(self, episode: Episode) -> list[list[str]]:
         """One tag sequence per query sentence, tags from ``episode.labels``."""
 
+    def fit_report(self) -> dict[str, Any]:
+        """What training measured (losses, steps, time), stored with the result; empty by default."""
+        return {}
+
 
 METHODS: Registry[type[FewShotMethod]] = Registry("method")

@@ -1,0 +1,113 @@
+"""MFNER: two views through one encoder, a meta-learned denoiser, L-TapNet emissions, CDT, a CRF."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mfner import crf
+from mfner.cdt import CDT
+from mfner.data import Sentence
+from mfner.denoiser import Denoiser, DenoiserMode
+from mfner.episodes import Episode
+from mfner.features import FrozenFeatures, LiveFeatures, Padded
+from mfner.prototypes import Similarity, label_ids
+from mfner.tapnet import LTapNet, label_name
+
+
+@dataclass
+class EpisodeOutput:
+    """What one forward pass over an episode's query gives."""
+
+    emissions: Tensor  # (Bq, W, C)
+    mask: Tensor  # (Bq, W) bool
+    weights: Tensor  # (Bq, W, 2) denoiser (alpha, beta) per query word
+    transitions: Tensor  # (C, C)
+    start: Tensor  # (C,)
+    end: Tensor  # (C,)
+
+
+class MFNERModel(nn.Module):
+    """The parts that meta-train; the encoder features come from ``features``."""
+
+    def __init__(
+        self,
+        features: LiveFeatures | FrozenFeatures,
+        hidden: int,
+        denoiser: DenoiserMode = "learned",
+        similarity: Similarity = "dot",
+        label_enhanced: bool = True,
+        projection: bool = True,
+    ) -> None:
+        super().__init__()
+        self.features = features
+        self.denoiser = Denoiser(hidden, denoiser)
+        self.tapnet = LTapNet(hidden, similarity=similarity, label_enhanced=label_enhanced, projection=projection)
+        self.cdt = CDT()
+        self._frozen_names: dict[tuple[str, ...], Tensor] = {}
+
+    def clear_label_cache(self) -> None:
+        self._frozen_names.clear()
+
+    def fused(self, sentences: list[Sentence], mode: DenoiserMode | None = None) -> tuple[Padded, Tensor]:
+        """E_f ``(B, W, H)`` with its mask, and the denoiser weights ``(B, W, 2)``."""
+        mode = mode or self.denoiser.mode
+        text = self.features(sentences, "text")
+        multi = self.features(sentences, "text+image").vectors if mode != "off" else None
+        fused, weights = self.denoiser(text.vectors, multi, mode)
+        return Padded(fused, text.mask), weights
+
+    def label_vectors(self, labels: tuple[str, ...]) -> Tensor | None:
+        """The encoder's vector of each label's name, mean over its words, ``(C, H)``."""
+        if not self.tapnet.label_enhanced:
+            return None
+        frozen = isinstance(self.features, FrozenFeatures) or not torch.is_grad_enabled()
+        if frozen and labels in self._frozen_names:
+            return self._frozen_names[labels]
+        names = [
+            Sentence(f"label:{lab}", tuple(label_name(lab).split()), ("O",) * len(label_name(lab).split()), "")
+            for lab in labels
+        ]
+        encoder = self.features.encoder
+        batch = encoder.tokenize(names, "text").to(encoder.device)
+        with torch.set_grad_enabled(not frozen):
+            vectors = encoder(batch)  # (C, W, H)
+        m = batch.word_mask.unsqueeze(-1).to(vectors.dtype)
+        out = (vectors * m).sum(1) / m.sum(1)  # (C, H)
+        if frozen:
+            self._frozen_names[labels] = out.detach()
+        return out
+
+    def forward(self, episode: Episode, mode: DenoiserMode | None = None) -> EpisodeOutput:
+        labels = episode.labels
+        support, _ = self.fused(list(episode.support), mode)
+        query, weights = self.fused(list(episode.query), mode)
+        ids = torch.tensor(
+            [i for s in episode.support for i in label_ids(s.tags, labels)], device=support.vectors.device
+        )
+        emissions = self.tapnet(
+            query.vectors, support.vectors[support.mask], ids, self.label_vectors(labels)
+        )  # (Bq, W, C)
+        transitions, start, end = self.cdt(labels)
+        return EpisodeOutput(emissions, query.mask, weights, transitions, start, end)
+
+    def loss(self, episode: Episode) -> Tensor:
+        """CRF negative log-likelihood of the query's gold tags, mean over query sentences."""
+        out = self.forward(episode)
+        tags = torch.zeros(out.mask.shape, dtype=torch.long, device=out.mask.device)
+        for b, sent in enumerate(episode.query):
+            tags[b, : len(sent.tags)] = torch.tensor(label_ids(sent.tags, episode.labels))
+        return crf.nll(out.emissions, out.mask, tags, out.transitions, out.start, out.end, reduction="mean")
+
+    @torch.no_grad()
+    def decode(self, episode: Episode, mode: DenoiserMode | None = None) -> tuple[list[list[str]], EpisodeOutput]:
+        """Viterbi tags for each query sentence, and the forward pass they came from."""
+        out = self.forward(episode, mode)
+        paths, _ = crf.viterbi(out.emissions, out.mask, out.transitions, out.start, out.end)
+        labels = episode.labels
+        tags = [
+            [labels[i] for i in path[: len(s.tokens)].tolist()] for path, s in zip(paths, episode.query, strict=True)
+        ]
+        return tags, out

@@ -1,0 +1,209 @@
+"""MFNER as a method of the harness: configuration, profiles, episodic meta-training, traces."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mfner.datasets import Domain
+from mfner.denoiser import DenoiserMode
+from mfner.encoder import VIEWS, WordEncoder
+from mfner.episodes import Episode
+from mfner.features import FrozenFeatures, LiveFeatures
+from mfner.method import METHODS, FewShotMethod, RunContext, SourceTask
+from mfner.model import MFNERModel
+
+
+@dataclass(frozen=True)
+class MFNERConfig:
+    """Everything that decides a trained MFNER; stored with every result.
+
+    Learning rates are per parameter group (encoder, CDT, denoiser, the L-TapNet head: reference
+    vectors and scale). Training is Algorithm 1: prototypes from each source episode's support,
+    no inner steps, CRF loss on its query, ``episodes_per_step`` episodes per optimizer step,
+    gradients clipped by value, a fixed number of passes (no model selection on any test data).
+    """
+
+    profile: str = "finetune"
+    encoder_lr: float = 5e-5
+    cdt_lr: float = 1e-2
+    denoiser_lr: float = 1e-2
+    head_lr: float = 1e-2
+    passes: int = 2
+    episodes_per_step: int = 4
+    grad_clip_value: float = 5.0
+    image_text: bool = True
+    denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
+    similarity: str = "dot"
+    label_enhanced: bool = True
+    projection: bool = True
+    max_train_episodes: int | None = None  # per source domain; None: all
+
+    @property
+    def mode(self) -> DenoiserMode:
+        return "off" if not self.image_text else self.denoiser  # type: ignore[return-value]
+
+    @property
+    def frozen(self) -> bool:
+        return self.profile == "frozen"
+
+
+#: Named starting points; options given to the method override them field by field.
+PROFILES: dict[str, dict[str, Any]] = {
+    "finetune": {},  # fine-tunes the bundled MiniLM on CPU
+    "frozen": {"encoder_lr": 0.0, "passes": 4},
+    "finetune-gpu": {"encoder_lr": 1e-5, "passes": 3},  # BERT-base-sized encoders on a GPU
+}
+
+
+def make_config(**options: Any) -> MFNERConfig:
+    profile = options.get("profile", "finetune")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown MFNER profile {profile!r}; known: {', '.join(PROFILES)}")
+    fields = {f.name for f in dataclasses.fields(MFNERConfig)}
+    unknown = set(options) - fields
+    if unknown:
+        raise TypeError(f"unknown MFNER options {sorted(unknown)}; known: {sorted(fields)}")
+    return MFNERConfig(**{**PROFILES[profile], **options})
+
+
+@METHODS.register("mfner")
+class MFNER(FewShotMethod):
+    """MFNER: image text as a second view, a meta-learned denoiser, L-TapNet + CDT, a CRF."""
+
+    def __init__(self, ctx: RunContext, **options: Any) -> None:
+        super().__init__(ctx)
+        self.cfg = make_config(**options)
+        encoder = WordEncoder(ctx.encoder).to(ctx.torch_device)
+        views = VIEWS if self.cfg.mode != "off" else ("text",)
+        features = FrozenFeatures(encoder, views, ctx.progress) if self.cfg.frozen else LiveFeatures(encoder)
+        self.model = MFNERModel(
+            features,
+            encoder.hidden_size,
+            denoiser=self.cfg.mode,
+            similarity=self.cfg.similarity,  # type: ignore[arg-type]
+            label_enhanced=self.cfg.label_enhanced,
+            projection=self.cfg.projection,
+        ).to(ctx.torch_device)
+        self._report: dict[str, Any] = {}
+
+    @property
+    def encoder(self) -> WordEncoder:
+        return self.model.features.encoder
+
+    def config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.cfg) | {
+            "encoder": self.ctx.encoder,
+            "encoder_fingerprint": self.encoder.fingerprint,
+        }
+
+    def fit_report(self) -> dict[str, Any]:
+        return self._report
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        m = self.model
+        groups = [
+            {"params": list(m.cdt.parameters()), "lr": self.cfg.cdt_lr},
+            {"params": list(m.denoiser.parameters()), "lr": self.cfg.denoiser_lr},
+            {"params": list(m.tapnet.parameters()), "lr": self.cfg.head_lr},
+        ]
+        if not self.cfg.frozen and self.cfg.encoder_lr > 0:
+            groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr})
+        else:
+            self.encoder.requires_grad_(False)
+        return torch.optim.Adam(groups)
+
+    def fit(self, sources: list[SourceTask]) -> None:
+        t0 = time.perf_counter()
+        episodes: list[Episode] = []
+        for task in sources:
+            self.model.features.add_domain(task.domain)
+            episodes += task.episodes[: self.cfg.max_train_episodes]
+        if not episodes:
+            raise ValueError("MFNER needs source episodes to meta-train on")
+        rng = random.Random(f"mfner-train:{self.ctx.seed}")
+        opt = self._optimizer()
+        self.model.train()
+        if self.cfg.frozen or self.cfg.encoder_lr == 0:
+            self.encoder.eval()
+        params = [p for g in opt.param_groups for p in g["params"]]
+        step_every = self.cfg.episodes_per_step
+        pass_losses = []
+        steps = 0
+        for epoch in range(self.cfg.passes):
+            order = episodes[:]
+            rng.shuffle(order)
+            total = 0.0
+            bar = tqdm(
+                order,
+                desc=f"meta-train pass {epoch + 1}/{self.cfg.passes}",
+                disable=not self.ctx.progress,
+                unit="ep",
+                leave=False,
+            )
+            for i, episode in enumerate(bar):
+                loss = self.model.loss(episode)
+                (loss / step_every).backward()
+                total += float(loss.detach())
+                if (i + 1) % step_every == 0 or i + 1 == len(order):
+                    torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip_value)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    steps += 1
+                if i % 20 == 0:
+                    bar.set_postfix(loss=f"{total / (i + 1):.3f}")
+            pass_losses.append(total / len(order))
+        self.model.eval()
+        self._report = {
+            "train_episodes": len(episodes),
+            "optimizer_steps": steps,
+            "mean_query_nll_per_pass": [round(x, 4) for x in pass_losses],
+            "fit_s": round(time.perf_counter() - t0, 1),
+        }
+
+    def prepare(self, target: Domain) -> None:
+        self.model.features.add_domain(target)
+        self.model.eval()
+        self.model.clear_label_cache()  # label-name vectors are recomputed once with the trained encoder
+
+    def predict(self, episode: Episode) -> list[list[str]]:
+        tags, _ = self.model.decode(episode)
+        return tags
+
+    def trace(self, episode: Episode) -> list[dict[str, Any]]:
+        """Per query token: gold, predictions with/without image text and denoiser, alpha/beta.
+
+        The variants switch the trained model's denoiser at inference (``off``: text view only;
+        ``fixed``: 0.5/0.5), so they show what each part contributes to this model's decisions.
+        """
+        full, out = self.model.decode(episode)
+        no_image, _ = self.model.decode(episode, "off")
+        rows = []
+        if self.cfg.mode == "off":
+            fixed = full
+        else:
+            fixed, _ = self.model.decode(episode, "fixed")
+        for b, sent in enumerate(episode.query):
+            for w, token in enumerate(sent.tokens):
+                alpha, beta = out.weights[b, w].tolist()
+                rows.append(
+                    {
+                        "sentence": b,
+                        "key": sent.key,
+                        "token": token,
+                        "gold": sent.tags[w],
+                        "pred": full[b][w],
+                        "pred_no_image": no_image[b][w],
+                        "pred_fixed_denoiser": fixed[b][w],
+                        "alpha": round(alpha, 4),
+                        "beta": round(beta, 4),
+                        "image_text": sent.image_text if w == 0 else "",
+                    }
+                )
+        return rows
