@@ -40,7 +40,7 @@ class MFNERConfig:
     grad_clip_value: float = 5.0
     image_text: bool = True
     denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
-    similarity: str = "dot"
+    similarity: str = "euclidean"  # dot in the reference code; see README (MFNER defaults)
     label_enhanced: bool = True
     projection: bool = True
     max_train_episodes: int | None = None  # per source domain; None: all

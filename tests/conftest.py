@@ -31,9 +31,18 @@ def t15():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide BERT with a word-piece vocabulary written here (random weights)."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert"), initializer_range=0.02)
+
+
+@pytest.fixture(scope="session")
+def contextual_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT with large random weights: its word vectors depend strongly on the context."""
+    return _tiny_bert(tmp_path_factory.mktemp("ctx-bert"), initializer_range=0.5)
+
+
+def _tiny_bert(folder: Path, initializer_range: float) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     words = ["the", "a", "of", "in", "new", "post", "people", "festival", "voice", "stage", "large", "group"]
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *chars, *(f"##{c}" for c in chars)]
@@ -48,6 +57,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=512,
+        initializer_range=initializer_range,
     )
     BertModel(config).save_pretrained(folder)
     return folder
