@@ -9,6 +9,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import paper
+from bench.figures import write_case_figures
 from bench.records import RESULTS_DIR, load_records
 from bench.suites import Suite
 from mfner.datasets import DATASETS
@@ -69,6 +70,8 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
     )
     rows = load_records(results_dir, suite.name)
     n = len(rows)
+    figures = write_case_figures(results_dir, suite.name, reports_dir)
+    fig_md = "".join(f"\n![{f.stem}](figures/{f.name})\n" for f in figures)
     path.write_text(
         f"# Suite `{suite.name}`\n\n{suite.description}\n\n"
         f"Entity F1 (seqeval strict IOB2) per episode, averaged over a target's episodes; mean ± sample std "
@@ -76,5 +79,12 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6.\n\n"
         f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
+        + (
+            f"\n## Case studies (paper Fig. 7 and 8)\n\nFrom the traces beside the seed-0 records: the query sentence of the "
+            f"first traced episodes where the variants disagree most. 'no image text' and 'fixed denoiser' switch the trained "
+            f"model's denoiser at inference (E_f = E_t; alpha = beta = 0.5).\n{fig_md}"
+            if figures
+            else ""
+        )
     )
     return path

