@@ -41,11 +41,8 @@ def available() -> bool:
 if triton is not None:
 
     @triton.jit
-    def _forward_kernel(
-        em_ptr, len_ptr, trans_ptr, start_ptr, end_ptr, out_ptr, alpha_ptr,
-        B, T, stride_b, stride_l, max_len,
-        STORE_ALPHA: tl.constexpr, BLOCK_B: tl.constexpr, TP: tl.constexpr,
-    ):  # fmt: skip
+    def _tile(len_ptr, trans_ptr, B, T, stride_b, BLOCK_B: tl.constexpr, TP: tl.constexpr):
+        """This program's sequences and tags: indices, masks, lengths, padded transitions, row offsets."""
         rb = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)  # (BB,)
         rt = tl.arange(0, TP)  # (TP,)
         bmask = rb < B
@@ -55,9 +52,24 @@ if triton is not None:
         trans = tl.load(
             trans_ptr + rt[:, None] * T + rt[None, :], mask=tmask[:, None] & tmask[None, :], other=NEG
         )  # (TP, TP)
-        start = tl.load(start_ptr + rt, mask=tmask, other=NEG)
-        end = tl.load(end_ptr + rt, mask=tmask, other=NEG)
-        row = rb[:, None] * stride_b + rt[None, :]  # (BB, TP)
+        row = rb[:, None] * stride_b + rt[None, :]  # (BB, TP) offsets of step 0
+        return rb, rt, bmask, m2, lens, trans, row
+
+    @triton.jit
+    def _vector(ptr, T, TP: tl.constexpr):
+        """A (T,) score vector padded to (TP,) with NEG."""
+        rt = tl.arange(0, TP)
+        return tl.load(ptr + rt, mask=rt < T, other=NEG)
+
+    @triton.jit
+    def _forward_kernel(
+        em_ptr, len_ptr, trans_ptr, start_ptr, end_ptr, out_ptr, alpha_ptr,
+        B, T, stride_b, stride_l, max_len,
+        STORE_ALPHA: tl.constexpr, BLOCK_B: tl.constexpr, TP: tl.constexpr,
+    ):  # fmt: skip
+        rb, rt, bmask, m2, lens, trans, row = _tile(len_ptr, trans_ptr, B, T, stride_b, BLOCK_B, TP)
+        start = _vector(start_ptr, T, TP)
+        end = _vector(end_ptr, T, TP)
         alpha = start[None, :] + tl.load(em_ptr + row, mask=m2, other=NEG).to(tl.float32)  # (BB, TP)
         if STORE_ALPHA:
             tl.store(alpha_ptr + (rb[:, None] * max_len) * TP + rt[None, :], alpha, mask=bmask[:, None])
@@ -82,17 +94,10 @@ if triton is not None:
         BLOCK_B: tl.constexpr, TP: tl.constexpr,
     ):  # fmt: skip
         """Beta recursion from each sequence's end; writes grad * marginals and accumulates counts."""
-        rb = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-        rt = tl.arange(0, TP)
-        bmask = rb < B
-        tmask = rt < T
-        m2 = bmask[:, None] & tmask[None, :]
-        lens = tl.load(len_ptr + rb, mask=bmask, other=1)
+        rb, rt, bmask, m2, lens, trans, row = _tile(len_ptr, trans_ptr, B, T, stride_b, BLOCK_B, TP)
+        end = _vector(end_ptr, T, TP)
         log_z = tl.load(logz_ptr + rb, mask=bmask, other=0.0)
         g = tl.load(grad_ptr + rb, mask=bmask, other=0.0)  # (BB,) upstream gradient
-        trans = tl.load(trans_ptr + rt[:, None] * T + rt[None, :], mask=tmask[:, None] & tmask[None, :], other=NEG)
-        end = tl.load(end_ptr + rt, mask=tmask, other=NEG)
-        row = rb[:, None] * stride_b + rt[None, :]
         beta = tl.zeros((BLOCK_B, TP), tl.float32) + end[None, :]  # beta at each sequence's last step
         counts = tl.zeros((TP, TP), tl.float32)
         gend = tl.zeros((TP,), tl.float32)
@@ -129,16 +134,9 @@ if triton is not None:
         B, T, stride_b, stride_l, max_len,
         BLOCK_B: tl.constexpr, TP: tl.constexpr,
     ):  # fmt: skip
-        rb = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-        rt = tl.arange(0, TP)
-        bmask = rb < B
-        tmask = rt < T
-        m2 = bmask[:, None] & tmask[None, :]
-        lens = tl.load(len_ptr + rb, mask=bmask, other=1)
-        trans = tl.load(trans_ptr + rt[:, None] * T + rt[None, :], mask=tmask[:, None] & tmask[None, :], other=NEG)
-        start = tl.load(start_ptr + rt, mask=tmask, other=NEG)
-        end = tl.load(end_ptr + rt, mask=tmask, other=NEG)
-        row = rb[:, None] * stride_b + rt[None, :]
+        rb, rt, bmask, m2, lens, trans, row = _tile(len_ptr, trans_ptr, B, T, stride_b, BLOCK_B, TP)
+        start = _vector(start_ptr, T, TP)
+        end = _vector(end_ptr, T, TP)
         delta = start[None, :] + tl.load(em_ptr + row, mask=m2, other=NEG).to(tl.float32)
         ident = tl.zeros((BLOCK_B, TP), tl.int32) + rt[None, :]
         for t in range(1, max_len):
