@@ -41,7 +41,7 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     per_seed = rows.groupby(["label", "k", "seed"])["f1"].agg(["mean", "count"]).reset_index()
     for (label, k), group in rows.groupby(["label", "k"], sort=False):
         row: dict[str, object] = {"K": k, "method": label}
-        ref = paper.TABLE3.get((label, k), {})
+        ref = paper.REPORTED.get((label, k), {})
         for t in targets:
             hit = stats[(stats.label == label) & (stats.k == k) & (stats.target == t)]
             short = DATASETS.get(t).short
