@@ -28,6 +28,24 @@ def available() -> bool:
     return njit is not None
 
 
+PARALLEL_MIN_BATCH = 64  # below this, threads cost more than they give (MFNER's episodes are small)
+
+
+class _BatchKernel:
+    """One kernel compiled twice: parallel over the batch for large batches, serial for small ones.
+
+    Every sequence is computed the same way in both, so the results are identical.
+    """
+
+    def __init__(self, fn) -> None:
+        self.parallel = njit(parallel=True, cache=True)(fn)
+        self.serial = njit(cache=True)(fn)
+
+    def __call__(self, *args):
+        batch = args[0].shape[0]
+        return (self.parallel if batch >= PARALLEL_MIN_BATCH else self.serial)(*args)
+
+
 if njit is not None:
 
     @njit(cache=True, inline="always")
@@ -47,7 +65,7 @@ if njit is not None:
         for j in range(n_tags):
             out[j] = math.log(out[j]) + m + trans_max
 
-    @njit(parallel=True, cache=True)
+    @_BatchKernel
     def _forward(em, lengths, exp_trans, trans_max, start, end):  # pragma: no cover - compiled
         """log Z per sequence: em (B, L, T), lengths (B,) -> (B,)."""
         batch, _, n_tags = em.shape
@@ -70,7 +88,7 @@ if njit is not None:
             out[b] = math.log(s) + m
         return out
 
-    @njit(parallel=True, cache=True)
+    @_BatchKernel
     def _forward_scaled(x, x_max, lengths, exp_trans, trans_max, start, end, em0):  # pragma: no cover - compiled
         """log Z in the probability domain with per-step normalisation (the fast forward).
 
@@ -120,7 +138,7 @@ if njit is not None:
             out[b] = log_c + math.log(z) + m if z > 0.0 else math.nan
         return out
 
-    @njit(parallel=True, cache=True)
+    @_BatchKernel
     def _forward_backward(em, lengths, trans, exp_trans, trans_max, start, end):  # pragma: no cover - compiled
         """log Z (B,), marginals (B, L, T), expected transition counts (B, T, T)."""
         batch, length, n_tags = em.shape
@@ -181,7 +199,7 @@ if njit is not None:
                         counts[b, i, j] += a_w[i] * exp_trans[i, j] * v_w[j]
         return log_z, marg, counts
 
-    @njit(parallel=True, cache=True)
+    @_BatchKernel
     def _viterbi(em, lengths, trans, start, end):  # pragma: no cover - compiled
         """Best scores (B,) and paths (B, L), -1 where padded; back-pointers kept per sequence."""
         batch, length, n_tags = em.shape

@@ -215,3 +215,16 @@ def test_linear_chain_module_trains_towards_gold():
         opt.step()
     assert module.decode(em).tolist() == tags.tolist()
     assert crf is not None
+
+
+def test_numba_serial_and_parallel_kernels_agree_exactly():
+    if not crf_numba.available():
+        pytest.skip("numba missing")
+    em, mask, trans, start, end = random_batch(crf_numba.PARALLEL_MIN_BATCH + 3, 12, 5, seed=9, dtype=torch.float32)
+    args = (em.numpy(), mask.sum(1).numpy(), trans.numpy(), start.numpy(), end.numpy())
+    for a, b in zip(crf_numba._viterbi.serial(*args), crf_numba._viterbi.parallel(*args), strict=True):
+        assert (a == b).all()
+    exp_trans, shift = crf_numba._exp_trans(trans)
+    fb = (em.numpy(), args[1], trans.numpy(), exp_trans, shift, start.numpy(), end.numpy())
+    for a, b in zip(crf_numba._forward_backward.serial(*fb), crf_numba._forward_backward.parallel(*fb), strict=True):
+        assert (a == b).all()
