@@ -20,6 +20,8 @@ from mfner.episodes import cached_episodes
 from mfner.method import METHODS, RunContext, SourceTask
 from mfner.metrics import episode_f1, mean_over_episodes
 
+DEFAULT_ENCODER = "minilm"
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -31,7 +33,7 @@ def seed_everything(seed: int) -> None:
 class RunOptions:
     results_dir: Path = RESULTS_DIR
     device: str = "cpu"
-    encoder: str = "minilm"
+    encoder: str = DEFAULT_ENCODER
     snap_dir: str | None = None
     force: bool = False
     only_methods: tuple[str, ...] = ()
@@ -42,6 +44,11 @@ class RunOptions:
     progress: bool = True
     command: list[str] | None = None
     log: list[str] = field(default_factory=list)
+
+
+def row_label(label: str, encoder: str) -> str:
+    """A table row's label: the suite's, tagged with the encoder unless it is the default."""
+    return label if encoder == DEFAULT_ENCODER else f"{label}@{Path(encoder).name}"
 
 
 def run_cell(
@@ -75,7 +82,7 @@ def run_cell(
             traces += [{"episode": ep.index} | row for row in method.trace(ep)]
     record = {
         "suite": suite.name,
-        "label": cell.spec.label,
+        "label": row_label(cell.spec.label, opts.encoder),
         "method": cell.spec.method,
         "options": cell.spec.options,
         "config": method.config(),
@@ -104,6 +111,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
     """Run every missing cell of ``suite``; return the record paths written or found."""
     if suite.kind != "fewshot":
         raise ValueError(f"suite {suite.name!r} is a {suite.kind} suite")
+    if opts.eval_episodes and opts.results_dir.resolve() == RESULTS_DIR.resolve():
+        raise ValueError("--episodes gives partial results: write them elsewhere with --results-dir DIR")
     domains, skipped = available_domains(list(suite.domains), opts.snap_dir)
     for name, why in skipped.items():
         opts.log.append(f"skip domain {name}: {why}")
@@ -122,7 +131,9 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
             if msg not in opts.log:
                 opts.log.append(msg)
             continue
-        path = record_path(opts.results_dir, suite.name, cell.spec.label, cell.target, cell.k, cell.seed)
+        path = record_path(
+            opts.results_dir, suite.name, row_label(cell.spec.label, opts.encoder), cell.target, cell.k, cell.seed
+        )
         (done if path.exists() and not opts.force else todo).append((cell, path))
     if done:
         opts.log.append(f"{len(done)} cell(s) already have results (use --force to redo)")
@@ -137,7 +148,13 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         if traces:
             write_record(
                 path.with_suffix(".trace.json"),
-                {"label": cell.spec.label, "target": cell.target, "k": cell.k, "seed": cell.seed, "rows": traces},
+                {
+                    "label": row_label(cell.spec.label, opts.encoder),
+                    "target": cell.target,
+                    "k": cell.k,
+                    "seed": cell.seed,
+                    "rows": traces,
+                },
             )
         write_record(path, record | meta)
         tqdm.write(

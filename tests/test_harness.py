@@ -137,3 +137,15 @@ def test_case_figure_from_a_trace(tmp_path):
     write_record(tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json", {"rows": rows})
     (figure,) = write_case_figures(tmp_path / "res", "s", tmp_path / "rep")
     assert figure.name == "case-s-MFNER-twitter2017-k1-s0.png" and figure.stat().st_size > 5000
+
+
+def test_partial_runs_must_not_land_in_results(suite):
+    from bench.records import RESULTS_DIR
+
+    with pytest.raises(ValueError, match="--results-dir"):
+        run_suite(suite, RunOptions(results_dir=RESULTS_DIR, eval_episodes=3, progress=False))
+
+
+def test_other_encoders_get_their_own_rows(suite, tiny_model_dir, tmp_path):
+    paths = run_suite(suite, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,)))
+    assert {p.parent.name for p in paths} == {f"proto-dot@{tiny_model_dir.name}"}
