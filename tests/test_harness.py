@@ -72,7 +72,7 @@ def test_suite_runs_resumes_and_reports(suite, tiny_model_dir, tmp_path, monkeyp
 
     table = suite_table(suite, tmp_path)
     assert (
-        list(table["method"]) == ["proto-dot"]
+        list(table["method"]) == [f"proto-dot@{tiny_model_dir.name}"]
         and "(n=2)" in table["mini17"].iloc[0]
         and table["SNAP"].iloc[0] == "not run"
     )
