@@ -138,6 +138,12 @@ def log_partition(
 ) -> Tensor:
     """log Z for each sequence, ``(B,)``; differentiable."""
     mask = check_inputs(emissions, mask, transitions, start, end)
+    return _log_partition(emissions, mask, transitions, start, end, impl)
+
+
+def _log_partition(
+    emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor, impl: Impl
+) -> Tensor:
     backend = _backend(emissions, impl)
     if backend is not None:
         return backend.log_partition(emissions, mask, transitions, start, end)
@@ -149,6 +155,12 @@ def gold_score(
 ) -> Tensor:
     """Score of the given tag paths ``(B, L)``, ``(B,)``; tags at padded positions are ignored."""
     mask = check_inputs(emissions, mask, transitions, start, end, tags)
+    return _gold_score(emissions, mask, tags, transitions, start, end)
+
+
+def _gold_score(
+    emissions: Tensor, mask: Tensor, tags: Tensor, transitions: Tensor, start: Tensor, end: Tensor
+) -> Tensor:
     tags = tags.masked_fill(~mask, 0)
     maskf = mask.to(emissions.dtype)  # (B, L)
     emit = emissions.gather(2, tags.unsqueeze(-1)).squeeze(-1)  # (B, L)
@@ -170,7 +182,7 @@ def nll(
 ) -> Tensor:
     """Negative log-likelihood of ``tags``: ``none`` (B,), ``sum``, ``mean`` over sequences, ``token_mean``."""
     mask = check_inputs(emissions, mask, transitions, start, end, tags)
-    losses = log_partition(emissions, mask, transitions, start, end, impl) - gold_score(
+    losses = _log_partition(emissions, mask, transitions, start, end, impl) - _gold_score(
         emissions, mask, tags, transitions, start, end
     )
     if reduction == "none":
