@@ -25,13 +25,19 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
-    """One row per (K, label); a column per target and Avg, each 'ours' and 'paper'."""
+def suite_records(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
+    """The suite's records and those of the rows it includes from other suites."""
     rows = load_records(results_dir, suite.name)
     for other, label in suite.include:
         rows = pd.concat(
             [load_records(results_dir, other, label.replace("/", "_").replace(" ", "_")), rows], ignore_index=True
         )
+    return rows
+
+
+def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (K, label); a column per target and Avg, each 'ours' and 'paper'."""
+    rows = suite_records(suite, results_dir) if rows is None else rows
     targets = list(suite.domains)
     out = []
     if rows.empty:
@@ -62,13 +68,13 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
 
 
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path = REPORTS_DIR) -> Path:
-    table = suite_table(suite, results_dir)
+    rows = suite_records(suite, results_dir)
+    table = suite_table(suite, results_dir, rows)
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"{suite.name}.md"
     body = (
         tabulate(table, headers="keys", tablefmt="github", showindex=False) if not table.empty else "(no results yet)"
     )
-    rows = load_records(results_dir, suite.name)
     n = len(rows)
     figures = write_case_figures(results_dir, suite.name, reports_dir)
     fig_md = "".join(f"\n![{f.stem}](figures/{f.name})\n" for f in figures)
