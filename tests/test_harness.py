@@ -149,3 +149,12 @@ def test_partial_runs_must_not_land_in_results(suite):
 def test_other_encoders_get_their_own_rows(suite, tiny_model_dir, tmp_path):
     paths = run_suite(suite, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,)))
     assert {p.parent.name for p in paths} == {f"proto-dot@{tiny_model_dir.name}"}
+
+
+def test_cli_episodes_prints_counts_beside_the_paper(capsys, monkeypatch):
+    monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
+    assert main(["episodes", "--k", "5"]) == 0
+    out = capsys.readouterr().out
+    t17 = next(line.split() for line in out.splitlines() if line.startswith("T17"))
+    assert t17[1] == "5" and t17[4] == "80"  # K, then the paper's 80 episodes
+    assert 60 <= int(t17[2]) <= 110  # ours, capped at 200: all of them
