@@ -64,7 +64,7 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
         if "avg" in ref:
             row["Avg paper"] = _fmt(*ref["avg"])
         out.append(row)
-    return pd.DataFrame(out).sort_values(["K", "method"], kind="stable")
+    return pd.DataFrame(out).sort_values(["K", "method"], kind="stable").fillna("-")  # "-": the paper has no such row
 
 
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path = REPORTS_DIR) -> Path:
