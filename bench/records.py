@@ -63,8 +63,13 @@ def provenance(command: list[str] | None = None) -> dict[str, Any]:
     }
 
 
+def label_folder(label: str) -> str:
+    """The folder name of a table row's records."""
+    return label.replace("/", "_").replace(" ", "_")
+
+
 def record_path(results_dir: Path, suite: str, label: str, target: str, k: int, seed: int) -> Path:
-    safe = label.replace("/", "_").replace(" ", "_")
+    safe = label_folder(label)
     return results_dir / suite / safe / f"{target}-k{k}-s{seed}.json"
 
 

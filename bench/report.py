@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from bench import paper
 from bench.figures import write_case_figures
-from bench.records import RESULTS_DIR, load_records
+from bench.records import RESULTS_DIR, label_folder, load_records
 from bench.suites import Suite
 from mfner.datasets import DATASETS
 from mfner.metrics import summarize
@@ -29,9 +29,7 @@ def suite_records(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame
     """The suite's records and those of the rows it includes from other suites."""
     rows = load_records(results_dir, suite.name)
     for other, label in suite.include:
-        rows = pd.concat(
-            [load_records(results_dir, other, label.replace("/", "_").replace(" ", "_")), rows], ignore_index=True
-        )
+        rows = pd.concat([load_records(results_dir, other, label_folder(label)), rows], ignore_index=True)
     return rows
 
 
