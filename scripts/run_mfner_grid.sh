@@ -2,9 +2,14 @@
 # The MFNER measurements of issue 4, cheapest and most informative first. Resumable: every
 # finished cell is a record under results/, and a rerun skips it. Run in the background:
 #   nohup bash scripts/run_mfner_grid.sh > mfner-grid.log 2>&1 &
+# Arguments are passed to every `bench run`: on two cores, two workers with one thread each,
+# one per target, finish sooner than one worker with two threads:
+#   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh --target twitter2017 > a.log 2>&1 &
+#   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh --target twitter2015 > b.log 2>&1 &
 set -u
 B=${BENCH:-bench}
-run() { echo "== $(date -u +%FT%TZ) bench $*"; $B run --quiet "$@" | grep -v "^|" || echo "!! failed: $*"; }
+EXTRA=("$@")
+run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep -v "^|" || echo "!! failed: $*"; }
 run --suite table3 --method proto-frozen                      # the floor, every cell (minutes)
 run --suite ablations --method "MFNER frozen"                  # frozen-encoder profile (minutes)
 run --suite table3 --method MFNER --k 1 --seeds 0              # default profile, both directions
