@@ -7,8 +7,11 @@ import json
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,9 +29,11 @@ def git_state() -> dict[str, Any]:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
     commit = git("rev-parse", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=no").splitlines() if commit else []
     return {
         "commit": commit or None,
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,
+        "dirty": bool(changed) if commit else None,
+        "dirty_files": sorted(line[3:] for line in changed),  # what differed from the commit, by name
     }
 
 
@@ -79,6 +84,53 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"record_version": RECORD_VERSION, **record}, indent=1, sort_keys=True))
     tmp.replace(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def claimed(path: Path) -> Iterator[bool]:
+    """Hold ``<record>.lock`` while a cell runs, so workers sharing a results folder split the grid.
+
+    Yields False when another live process holds the claim (on another host: any claim holds,
+    since its process can't be checked from here). A claim whose process on this host has died is
+    taken over. The lock goes when the block ends, however it ends.
+    """
+    lock = path.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": dt.datetime.now(dt.timezone.utc).isoformat()}
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            holder = json.loads(lock.read_text())
+        except (OSError, ValueError):  # being written this instant, or removed: not ours to take
+            yield False
+            return
+        if holder.get("host") != me["host"] or _alive(int(holder.get("pid", -1))):
+            yield False
+            return
+        tmp = lock.with_suffix(f".{me['pid']}.tmp")
+        tmp.write_text(json.dumps(me))
+        tmp.replace(lock)  # a dead holder's claim is taken over
+        if json.loads(lock.read_text()).get("pid") != me["pid"]:  # another worker took it first
+            yield False
+            return
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(me))
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFrame:

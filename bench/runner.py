@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 import baselines  # noqa: F401 - registers the baselines
 import mfner.train  # noqa: F401 - registers MFNER
-from bench.records import RESULTS_DIR, peak_rss_mb, provenance, record_path, write_record
+from bench.records import RESULTS_DIR, claimed, peak_rss_mb, provenance, record_path, write_record
 from bench.suites import Cell, Suite
 from mfner.datasets import Domain, available_domains
 from mfner.episodes import cached_episodes
@@ -140,25 +140,31 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
     written = [p for _, p in done]
     meta = provenance(opts.command)
     for cell, path in tqdm(todo, desc=f"suite {suite.name}", disable=not opts.progress, unit="cell"):
-        target = by_name[cell.target]
-        sources = [d for d in domains if d.name != cell.target]
-        if not sources:
-            raise ValueError(f"leave-one-out needs a source domain besides {cell.target}")
-        record, traces = run_cell(cell, suite, target, sources, opts)
-        if traces:
-            write_record(
-                path.with_suffix(".trace.json"),
-                {
-                    "label": row_label(cell.spec.label, opts.encoder),
-                    "target": cell.target,
-                    "k": cell.k,
-                    "seed": cell.seed,
-                    "rows": traces,
-                },
-            )
-        write_record(path, record | meta)
-        tqdm.write(
-            f"{cell.spec.label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)"
-        )
-        written.append(path)
+        with claimed(path) as mine:
+            if not mine:
+                opts.log.append(f"skip {path.name} of {cell.spec.label}: another worker is running it")
+                continue
+            if path.exists() and not opts.force:  # another worker finished it since the listing
+                written.append(path)
+                continue
+            written.append(_run_and_write(cell, suite, path, domains, by_name[cell.target], opts, meta))
     return written
+
+
+def _run_and_write(
+    cell: Cell, suite: Suite, path: Path, domains: list[Domain], target: Domain, opts: RunOptions, meta: dict
+) -> Path:
+    sources = [d for d in domains if d.name != cell.target]
+    if not sources:
+        raise ValueError(f"leave-one-out needs a source domain besides {cell.target}")
+    record, traces = run_cell(cell, suite, target, sources, opts)
+    label = row_label(cell.spec.label, opts.encoder)
+    if traces:
+        trace = {"label": label, "target": cell.target, "k": cell.k, "seed": cell.seed, "rows": traces}
+        write_record(path.with_suffix(".trace.json"), trace)
+    write_record(path, record | meta)
+    tqdm.write(
+        f"{cell.spec.label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} "
+        f"over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)"
+    )
+    return path

@@ -2,10 +2,11 @@
 # The MFNER measurements of issue 4, cheapest and most informative first. Resumable: every
 # finished cell is a record under results/, and a rerun skips it. Run in the background:
 #   nohup bash scripts/run_mfner_grid.sh > mfner-grid.log 2>&1 &
-# Arguments are passed to every `bench run`: on two cores, two workers with one thread each,
-# one per target, finish sooner than one worker with two threads:
-#   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh --target twitter2017 > a.log 2>&1 &
-#   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh --target twitter2015 > b.log 2>&1 &
+# Workers may share the grid (each cell is claimed before it runs): on two cores, two workers
+# with one thread each finish sooner than one worker with two threads. Arguments are passed to
+# every `bench run` (e.g. --target twitter2017):
+#   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh > a.log 2>&1 &
+#   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh > b.log 2>&1 &
 set -u
 B=${BENCH:-bench}
 EXTRA=("$@")

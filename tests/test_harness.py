@@ -158,3 +158,62 @@ def test_cli_episodes_prints_counts_beside_the_paper(capsys, monkeypatch):
     t17 = next(line.split() for line in out.splitlines() if line.startswith("T17"))
     assert t17[1] == "5" and t17[4] == "80"  # K, then the paper's 80 episodes
     assert 60 <= int(t17[2]) <= 110  # ours, capped at 200: all of them
+
+
+def _lock(path: Path, pid: int, host: str | None = None) -> Path:
+    import socket
+
+    lock = path.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname()}))
+    return lock
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_claims_split_work_between_workers(tmp_path):
+    import os
+
+    from bench.records import claimed
+
+    cell = tmp_path / "row" / "t-k1-s0.json"
+    with claimed(cell) as first:
+        assert first and cell.with_suffix(".lock").exists()
+        with claimed(cell) as second:  # same host, live holder: not ours
+            assert not second
+    assert not cell.with_suffix(".lock").exists()  # released
+
+    _lock(cell, os.getpid(), host="another-host")
+    with claimed(cell) as mine:
+        assert not mine  # a claim from elsewhere can't be checked, so it holds
+
+    lock = _lock(cell, _dead_pid())
+    with claimed(cell) as mine:
+        assert mine and json.loads(lock.read_text())["pid"] == os.getpid()  # a dead worker's claim is taken over
+    assert not lock.exists()
+
+    with pytest.raises(RuntimeError), claimed(cell) as mine:
+        raise RuntimeError("cell failed")
+    assert not lock.exists()  # released on failure too
+
+
+def test_runner_skips_a_cell_another_worker_holds(suite, tiny_model_dir, tmp_path):
+    import os
+
+    from bench.records import record_path
+    from bench.runner import row_label
+
+    label = row_label("proto-dot", str(tiny_model_dir))
+    held = record_path(tmp_path, suite.name, label, "mini17", 1, 0)
+    _lock(held, os.getppid())  # a live process on this host
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,))
+    paths = run_suite(suite, opts)
+    assert held not in paths and not held.exists() and len(paths) == 1
+    assert any("another worker is running it" in line for line in opts.log)
