@@ -154,6 +154,8 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "n_episodes",
                     "wall_s",
                     "peak_rss_mb",
+                    "f1_per_episode",
+                    "episodes_sha256",
                 )
             }
             | {"path": str(path)}

@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from bench import paper
 from bench.figures import write_case_figures
+from bench.paired import paired_table
 from bench.records import RESULTS_DIR, label_folder, load_records
 from bench.suites import Suite
 from mfner.datasets import DATASETS
@@ -65,6 +66,25 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
     return pd.DataFrame(out).sort_values(["K", "method"], kind="stable").fillna("-")  # "-": the paper has no such row
 
 
+def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
+    if suite.reference is None:
+        return ""
+    table, notes = paired_table(rows, suite.reference)
+    if table.empty:
+        return ""
+    ref = suite.reference
+    return (
+        f"\n## Paired differences against {ref}\n\n"
+        f"Per seed, {ref}'s F1 minus the variant's on the same test episodes (same episode file); mean ± std over "
+        f"the seeds both ran, the seeds where {ref} is ahead, and a 95% interval from a paired bootstrap over "
+        f"episodes (resampled within each seed). 'paper': the same difference of the paper's means. An interval "
+        f"that holds 0 means these runs can't tell the two apart.\n\n"
+        + tabulate(table, headers="keys", tablefmt="github", showindex=False)
+        + "".join(f"\n- {n}" for n in notes)
+        + "\n"
+    )
+
+
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path = REPORTS_DIR) -> Path:
     rows = suite_records(suite, results_dir)
     table = suite_table(suite, results_dir, rows)
@@ -74,6 +94,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         tabulate(table, headers="keys", tablefmt="github", showindex=False) if not table.empty else "(no results yet)"
     )
     n = len(rows)
+    paired = _paired_section(suite, rows)
     figures = write_case_figures(results_dir, suite.name, reports_dir)
     fig_md = "".join(f"\n![{f.stem}](figures/{f.name})\n" for f in figures)
     path.write_text(
@@ -83,6 +104,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6.\n\n"
         f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
+        + paired
         + (
             f"\n## Case studies (paper Fig. 7 and 8)\n\nFrom the traces beside the seed-0 records: the query sentence of the "
             f"first traced episodes where the variants disagree most. 'no image text' and 'fixed denoiser' switch the trained "

@@ -44,6 +44,7 @@ class Suite:
     train_episodes: int | None = None  # source episodes per domain for training (None: all)
     trace_episodes: int = 2  # test episodes traced per cell by methods that trace (case studies)
     include: tuple[tuple[str, str], ...] = ()  # (suite, label) rows whose records the report shows too
+    reference: str | None = None  # the row that the report compares every variant against, paired by seed
 
     def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
         for spec in self.methods:
@@ -98,6 +99,7 @@ SUITES.add(
             MethodSpec("MFNER frozen", "mfner", {"profile": "frozen"}),
         ),
         include=(("table3", "MFNER"),),
+        reference="MFNER",
     ),
 )
 

@@ -217,3 +217,18 @@ def test_runner_skips_a_cell_another_worker_holds(suite, tiny_model_dir, tmp_pat
     paths = run_suite(suite, opts)
     assert held not in paths and not held.exists() and len(paths) == 1
     assert any("another worker is running it" in line for line in opts.log)
+
+
+def test_report_pairs_variants_with_the_reference(suite, tiny_model_dir, tmp_path):
+    from dataclasses import replace
+
+    from bench.report import write_report
+
+    methods = (MethodSpec("proto-dot", "proto-frozen", {"similarity": "dot"}), MethodSpec("proto-euc", "proto-frozen"))
+    paired = replace(suite, methods=methods, reference="proto-dot", seeds=(0,))
+    run_suite(paired, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False))
+    text = write_report(paired, tmp_path, tmp_path / "reports").read_text()
+    section = text.split("## Paired differences against proto-dot")[1]  # rows of one encoder pair with each other
+    lines = [line for line in section.splitlines() if line.startswith(f"|   1 | proto-euc@{tiny_model_dir.name}")]
+    assert len(lines) == 2  # one per target, each paired on seed 0
+    assert all("| 1/1 " in line or "| 0/1 " in line for line in lines)

@@ -1,0 +1,73 @@
+"""Paired differences: known answers, episode-hash guard, and the bootstrap against a normal interval."""
+
+import numpy as np
+import pandas as pd
+
+from bench.paired import bootstrap_ci, paired_table
+
+
+def _rec(label: str, seed: int, per_episode: list[float], sha: str = "e", target: str = "twitter2017") -> dict:
+    return {
+        "label": label,
+        "method": "mfner",
+        "target": target,
+        "k": 1,
+        "seed": seed,
+        "f1": float(np.mean(per_episode)),
+        "f1_per_episode": per_episode,
+        "episodes_sha256": f"{sha}{seed}",
+    }
+
+
+def test_constant_gap_is_found_exactly():
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed in range(3):
+        ref = rng.uniform(30, 80, size=50)
+        rows += [_rec("MFNER", seed, list(ref)), _rec("MFNER text only", seed, list(ref - 2.0))]
+    table, notes = paired_table(pd.DataFrame(rows), "MFNER", n_boot=500)
+    (row,) = table.to_dict("records")
+    assert row["variant"] == "MFNER text only" and row["target"] == "T17" and row["seeds"] == 3
+    assert row["MFNER − variant"] == "+2.00 ± 0.00" and row["MFNER ahead"] == "3/3"
+    assert row["95% CI (episodes)"] == "[+2.00, +2.00]"  # every resample sees the same gap
+    assert row["paper"] == "+1.80"  # 82.58 - 80.78, from the transcribed tables
+    assert notes == []
+
+
+def test_different_episode_files_are_not_paired():
+    rows = [
+        _rec("MFNER", 0, [50.0, 60.0]),
+        _rec("MFNER fixed denoiser", 0, [40.0, 50.0], sha="other"),
+        _rec("MFNER", 1, [50.0, 60.0]),
+        _rec("MFNER fixed denoiser", 1, [55.0, 65.0]),
+    ]
+    table, notes = paired_table(pd.DataFrame(rows), "MFNER", n_boot=200)
+    assert len(notes) == 1 and "seed 0" in notes[0]
+    assert table["seeds"].tolist() == [1] and table["MFNER − variant"].tolist() == ["-5.00"]
+
+
+def test_no_reference_rows_gives_an_empty_table():
+    table, notes = paired_table(pd.DataFrame([_rec("MFNER text only", 0, [1.0])]), "MFNER")
+    assert table.empty and notes == []
+
+
+def test_bootstrap_matches_the_normal_interval_on_many_episodes():
+    rng = np.random.default_rng(7)
+    d = rng.normal(1.0, 10.0, size=400)
+    lo, hi = bootstrap_ci([d], n_boot=4000, seed=3)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    assert abs((hi - lo) / 2 - half) < 0.1 * half
+    assert abs((lo + hi) / 2 - d.mean()) < 0.1 * half
+    assert bootstrap_ci([d], n_boot=500, seed=3) == bootstrap_ci([d], n_boot=500, seed=3)  # deterministic
+
+
+def test_rows_of_another_encoder_pair_with_that_encoders_reference():
+    rows = [
+        _rec("MFNER", 0, [50.0, 60.0]),
+        _rec("MFNER text only", 0, [49.0, 59.0]),
+        _rec("MFNER@mpnet-base", 0, [70.0, 70.0]),
+        _rec("MFNER text only@mpnet-base", 0, [60.0, 60.0]),
+    ]
+    table, _ = paired_table(pd.DataFrame(rows), "MFNER", n_boot=100)
+    got = dict(zip(table["variant"], table["MFNER − variant"], strict=True))
+    assert got == {"MFNER text only": "+1.00", "MFNER text only@mpnet-base": "+10.00"}
