@@ -158,6 +158,6 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "episodes_sha256",
                 )
             }
-            | {"path": str(path)}
+            | {"threads": rec.get("env", {}).get("torch_threads"), "path": str(path)}
         )
     return pd.DataFrame(rows)

@@ -66,6 +66,28 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
     return pd.DataFrame(out).sort_values(["K", "method"], kind="stable").fillna("-")  # "-": the paper has no such row
 
 
+def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (K, label, target): cells, median and max wall time, peak memory, torch threads used."""
+    if rows.empty:
+        return pd.DataFrame()
+    out = []
+    for (k, label, target), grp in rows.groupby(["k", "label", "target"], sort=True):
+        threads = sorted({int(t) for t in grp.threads.dropna()})
+        out.append(
+            {
+                "K": k,
+                "method": label,
+                "target": DATASETS.get(target).short if target in DATASETS else target,
+                "cells": len(grp),
+                "wall s (median)": round(float(grp.wall_s.median())),
+                "wall s (max)": round(float(grp.wall_s.max())),
+                "peak RSS GB (max)": round(float(grp.peak_rss_mb.max()) / 1024, 2),
+                "threads": ",".join(map(str, threads)) or "-",
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
     if suite.reference is None:
         return ""
@@ -105,6 +127,14 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + paired
+        + (
+            "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "
+            "process's peak resident memory, as the records give them; 'threads': torch's thread counts.\n\n"
+            + tabulate(cost_table(rows), headers="keys", tablefmt="github", showindex=False)
+            + "\n"
+            if not rows.empty
+            else ""
+        )
         + (
             f"\n## Case studies (paper Fig. 7 and 8)\n\nFrom the traces beside the seed-0 records: the query sentence of the "
             f"first traced episodes where the variants disagree most. 'no image text' and 'fixed denoiser' switch the trained "

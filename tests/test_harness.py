@@ -228,7 +228,23 @@ def test_report_pairs_variants_with_the_reference(suite, tiny_model_dir, tmp_pat
     paired = replace(suite, methods=methods, reference="proto-dot", seeds=(0,))
     run_suite(paired, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False))
     text = write_report(paired, tmp_path, tmp_path / "reports").read_text()
-    section = text.split("## Paired differences against proto-dot")[1]  # rows of one encoder pair with each other
+    section = text.split("## Paired differences against proto-dot")[1].split("## Cost")[0]  # one encoder's rows pair
     lines = [line for line in section.splitlines() if line.startswith(f"|   1 | proto-euc@{tiny_model_dir.name}")]
     assert len(lines) == 2  # one per target, each paired on seed 0
     assert all("| 1/1 " in line or "| 0/1 " in line for line in lines)
+
+
+def test_cost_table_counts_cells_and_threads():
+    import pandas as pd
+
+    from bench.report import cost_table
+
+    rows = pd.DataFrame(
+        [
+            {"k": 1, "label": "m", "target": "twitter2017", "wall_s": w, "peak_rss_mb": r, "threads": t}
+            for w, r, t in ((10.0, 1024.0, 2), (30.0, 2048.0, 1), (20.0, 512.0, 2))
+        ]
+    )
+    (row,) = cost_table(rows).to_dict("records")
+    assert row["target"] == "T17" and row["cells"] == 3 and row["threads"] == "1,2"
+    assert (row["wall s (median)"], row["wall s (max)"], row["peak RSS GB (max)"]) == (20, 30, 2.0)
