@@ -7,8 +7,9 @@ from typing import Any
 import torch
 
 from mfner.datasets import Domain
-from mfner.encoder import View, WordEncoder, cached_word_vectors
+from mfner.encoder import View, WordEncoder
 from mfner.episodes import Episode
+from mfner.features import FrozenFeatures
 from mfner.method import METHODS, FewShotMethod, RunContext
 from mfner.prototypes import Similarity, label_ids, prototypes, similarity
 
@@ -21,25 +22,24 @@ class FrozenNearestPrototype(FewShotMethod):
         super().__init__(ctx)
         self.view = view
         self.sim = similarity
-        self.vectors: dict[str, torch.Tensor] = {}
+        self.features: FrozenFeatures | None = None
 
     def config(self) -> dict[str, Any]:
         return {"view": self.view, "similarity": self.sim, "encoder": self.ctx.encoder}
 
     def prepare(self, target: Domain) -> None:
-        encoder = WordEncoder(self.ctx.encoder)
-        self.vectors = cached_word_vectors(
-            encoder, list(target.sentences), target.data_hash, self.view, self.ctx.progress
-        )
+        self.features = FrozenFeatures(WordEncoder(self.ctx.encoder), (self.view,), self.ctx.progress)
+        self.features.add_domain(target)
 
     def predict(self, episode: Episode) -> list[list[str]]:
+        if self.features is None:
+            raise RuntimeError("call prepare(target) before predict")
         labels = episode.labels
-        support = torch.cat([self.vectors[s.key] for s in episode.support])  # (N, H)
+        sup = self.features(list(episode.support), self.view)
+        support = sup.vectors[sup.mask]  # (N, H): every support word, sentence by sentence
         ids = torch.tensor([i for s in episode.support for i in label_ids(s.tags, labels)])  # (N,)
         protos, present = prototypes(support, ids, len(labels))  # (C, H), (C,)
-        out = []
-        for sent in episode.query:
-            scores = similarity(self.vectors[sent.key], protos, self.sim)  # (n_words, C)
-            scores = scores.masked_fill(~present, float("-inf"))
-            out.append([labels[i] for i in scores.argmax(-1).tolist()])
-        return out
+        query = self.features(list(episode.query), self.view)
+        scores = similarity(query.vectors, protos, self.sim)  # (Q, W, C)
+        best = scores.masked_fill(~present, float("-inf")).argmax(-1)  # (Q, W)
+        return [[labels[i] for i in row[: len(s.tokens)].tolist()] for row, s in zip(best, episode.query, strict=True)]
