@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import matplotlib
@@ -66,8 +67,10 @@ def draw_case(sentence: pd.DataFrame, title: str, path: Path) -> Path:
     fig.text(0.01, 0.01, f"image text: {caption[:140]}", fontsize=7, style="italic")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fig.savefig(tmp, dpi=130, format="png")
     plt.close(fig)
+    tmp.replace(path)  # workers drawing the same figure never leave a torn file
     return path
 
 

@@ -17,12 +17,11 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from bench.records import RESULTS_DIR, provenance
+from bench.records import RESULTS_DIR, provenance, reports_dir_for
 from mfner import crf
 
 SIZES: tuple[tuple[int, int, int], ...] = ((64, 40, 9), (256, 64, 9), (1024, 64, 9), (256, 64, 37))
 OPS = ("log-partition", "llh forward", "llh forward+backward", "viterbi")
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
 
 
 def make_inputs(b: int, length: int, n_tags: int, device: str, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -179,7 +178,7 @@ def run_kernels(device: str = "cpu", results_dir: Path | None = None, repeats: i
     return path
 
 
-def write_kernel_report(results_dir: Path, reports_dir: Path = REPORTS_DIR) -> Path:
+def write_kernel_report(results_dir: Path, reports_dir: Path | None = None) -> Path:
     sections = []
     for path in sorted(results_dir.glob("kernels-*.json")):
         data = json.loads(path.read_text())
@@ -205,6 +204,7 @@ def write_kernel_report(results_dir: Path, reports_dir: Path = REPORTS_DIR) -> P
             f"`{(data['git']['commit'] or '')[:10]}`, {data['date']}.\nCommand: `{data['command']}`\n\n"
             + tabulate(table, headers=head, tablefmt="github")
         )
+    reports_dir = reports_dir or reports_dir_for(results_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     out = reports_dir / "kernels.md"
     out.write_text(

@@ -21,6 +21,7 @@ import pandas as pd
 RECORD_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(os.environ.get("MFNER_RESULTS_DIR", ROOT / "results"))
+REPORTS_DIR = ROOT / "reports"
 _PACKAGES = ("torch", "transformers", "seqeval", "numpy", "pandas", "pytorch-crf")
 
 
@@ -76,6 +77,22 @@ def label_folder(label: str) -> str:
 def record_path(results_dir: Path, suite: str, label: str, target: str, k: int, seed: int) -> Path:
     safe = label_folder(label)
     return results_dir / suite / safe / f"{target}-k{k}-s{seed}.json"
+
+
+def reports_dir_for(results_dir: Path) -> Path:
+    """``reports/`` for the committed ``results/``; ``<results_dir>/reports`` for any other folder.
+
+    A trial run into a scratch folder must never overwrite the committed reports.
+    """
+    return REPORTS_DIR if results_dir.resolve() == RESULTS_DIR.resolve() else results_dir / "reports"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a per-process temporary file: concurrent workers never interleave a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:

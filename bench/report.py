@@ -11,13 +11,10 @@ from tabulate import tabulate
 from bench import paper
 from bench.figures import write_case_figures
 from bench.paired import paired_table
-from bench.records import RESULTS_DIR, label_folder, load_records
+from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
 from mfner.datasets import DATASETS
 from mfner.metrics import summarize
-
-ROOT = Path(__file__).resolve().parent.parent
-REPORTS_DIR = ROOT / "reports"
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -107,7 +104,9 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
     )
 
 
-def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path = REPORTS_DIR) -> Path:
+def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path | None = None) -> Path:
+    """``<reports>/<suite>.md`` (and case figures) from the suite's records; returns its path."""
+    reports_dir = reports_dir or reports_dir_for(results_dir)
     rows = suite_records(suite, results_dir)
     table = suite_table(suite, results_dir, rows)
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +118,8 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
     paired = _paired_section(suite, rows)
     figures = write_case_figures(results_dir, suite.name, reports_dir)
     fig_md = "".join(f"\n![{f.stem}](figures/{f.name})\n" for f in figures)
-    path.write_text(
+    write_text_atomic(
+        path,
         f"# Suite `{suite.name}`\n\n{suite.description}\n\n"
         f"Entity F1 (seqeval strict IOB2) per episode, averaged over a target's episodes; mean ± sample std "
         f"over seeds (n = seeds that ran). Avg: per seed, the mean over the targets; 'not run' where a target "
@@ -141,6 +141,6 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
             f"model's denoiser at inference (E_f = E_t; alpha = beta = 0.5).\n{fig_md}"
             if figures
             else ""
-        )
+        ),
     )
     return path

@@ -248,3 +248,15 @@ def test_cost_table_counts_cells_and_threads():
     (row,) = cost_table(rows).to_dict("records")
     assert row["target"] == "T17" and row["cells"] == 3 and row["threads"] == "1,2"
     assert (row["wall s (median)"], row["wall s (max)"], row["peak RSS GB (max)"]) == (20, 30, 2.0)
+
+
+def test_runs_into_another_folder_leave_the_committed_reports_alone(suite, tiny_model_dir, tmp_path, capsys):
+    from bench.records import REPORTS_DIR, reports_dir_for
+    from bench.report import write_report
+
+    assert reports_dir_for(tmp_path) == tmp_path / "reports"
+    before = {p: p.stat().st_mtime_ns for p in REPORTS_DIR.rglob("*") if p.is_file()}
+    run_suite(suite, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,)))
+    path = write_report(suite, tmp_path)
+    assert path == tmp_path / "reports" / f"{suite.name}.md" and path.read_text().startswith("# Suite `mini`")
+    assert {p: p.stat().st_mtime_ns for p in REPORTS_DIR.rglob("*") if p.is_file()} == before
