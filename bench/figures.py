@@ -87,4 +87,6 @@ def write_case_figures(results_dir: Path, suite: str, reports_dir: Path) -> list
                 pick_sentence(frame), title, reports_dir / "figures" / f"case-{suite}-{path.parent.name}-{cell}.png"
             )
         )
+    for stale in set((reports_dir / "figures").glob(f"case-{suite}-*.png")) - set(out):
+        stale.unlink()  # its trace is gone (a cell redone under a new config): the picture would mislead
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ class MFNERConfig:
     Learning rates are per parameter group (encoder, CDT, denoiser, the L-TapNet head: reference
     vectors and scale). Training is Algorithm 1: prototypes from each source episode's support,
     no inner steps, CRF loss on its query, ``episodes_per_step`` episodes per optimizer step,
-    gradients clipped by value, a fixed number of passes (no model selection on any test data).
+    gradients clipped by value, ``passes`` whole passes, more while under ``min_steps`` optimizer
+    steps (5-shot pools are a fifth the size of 1-shot ones); no model selection on test data.
     """
 
     profile: str = "finetune"
@@ -36,6 +38,7 @@ class MFNERConfig:
     denoiser_lr: float = 1e-2
     head_lr: float = 1e-2
     passes: int = 2
+    min_steps: int = 200  # more whole passes until at least this many optimizer steps (see plan_passes)
     episodes_per_step: int = 4
     grad_clip_value: float = 5.0
     image_text: bool = True
@@ -71,6 +74,20 @@ def make_config(**options: Any) -> MFNERConfig:
     if unknown:
         raise TypeError(f"unknown MFNER options {sorted(unknown)}; known: {sorted(fields)}")
     return MFNERConfig(**{**PROFILES[profile], **options})
+
+
+def plan_passes(n_episodes: int, episodes_per_step: int, passes: int, min_steps: int) -> int:
+    """Whole passes over the source episodes: ``passes``, or more until ``min_steps`` optimizer steps.
+
+    A K-shot source pool holds fewer, larger episodes as K grows (Twitter-2015: 824 one-shot, 167
+    five-shot), so a fixed number of passes alone gives 5-shot training a fifth of the steps.
+    """
+    if n_episodes < 1 or episodes_per_step < 1 or passes < 1:
+        raise ValueError(
+            f"need episodes, episodes_per_step and passes >= 1, got {n_episodes}, {episodes_per_step}, {passes}"
+        )
+    steps_per_pass = math.ceil(n_episodes / episodes_per_step)
+    return max(passes, math.ceil(min_steps / steps_per_pass))
 
 
 @METHODS.register("mfner")
@@ -134,15 +151,16 @@ class MFNER(FewShotMethod):
             self.encoder.eval()
         params = [p for g in opt.param_groups for p in g["params"]]
         step_every = self.cfg.episodes_per_step
+        n_passes = plan_passes(len(episodes), step_every, self.cfg.passes, self.cfg.min_steps)
         pass_losses = []
         steps = 0
-        for epoch in range(self.cfg.passes):
+        for epoch in range(n_passes):
             order = episodes[:]
             rng.shuffle(order)
             total = 0.0
             bar = tqdm(
                 order,
-                desc=f"meta-train pass {epoch + 1}/{self.cfg.passes}",
+                desc=f"meta-train pass {epoch + 1}/{n_passes}",
                 disable=not self.ctx.progress,
                 unit="ep",
                 leave=False,
@@ -162,6 +180,7 @@ class MFNER(FewShotMethod):
         self.model.eval()
         self._report = {
             "train_episodes": len(episodes),
+            "passes": n_passes,
             "optimizer_steps": steps,
             "mean_query_nll_per_pass": [round(x, 4) for x in pass_losses],
             "fit_s": round(time.perf_counter() - t0, 1),

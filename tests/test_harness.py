@@ -137,6 +137,11 @@ def test_case_figure_from_a_trace(tmp_path):
     write_record(tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json", {"rows": rows})
     (figure,) = write_case_figures(tmp_path / "res", "s", tmp_path / "rep")
     assert figure.name == "case-s-MFNER-twitter2017-k1-s0.png" and figure.stat().st_size > 5000
+    other = tmp_path / "rep" / "figures" / "case-other-MFNER-twitter2017-k1-s0.png"
+    other.write_bytes(b"another suite's")
+    (tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json").unlink()  # the cell is redone later
+    assert write_case_figures(tmp_path / "res", "s", tmp_path / "rep") == []
+    assert not figure.exists() and other.exists()  # a stale figure goes; other suites' stay
 
 
 def test_partial_runs_must_not_land_in_results(suite):
@@ -260,3 +265,30 @@ def test_runs_into_another_folder_leave_the_committed_reports_alone(suite, tiny_
     path = write_report(suite, tmp_path)
     assert path == tmp_path / "reports" / f"{suite.name}.md" and path.read_text().startswith("# Suite `mini`")
     assert {p: p.stat().st_mtime_ns for p in REPORTS_DIR.rglob("*") if p.is_file()} == before
+
+
+def test_a_terminated_worker_releases_its_claim(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cell = tmp_path / "row" / "t-k1-s0.json"
+    code = (
+        "import signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from bench.cli import _exit_on_sigterm\n"
+        "from bench.records import claimed\n"
+        "signal.signal(signal.SIGTERM, _exit_on_sigterm)\n"
+        f"with claimed(Path({str(cell)!r})):\n"
+        "    print('claimed', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "claimed" and cell.with_suffix(".lock").exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    time.sleep(0.1)
+    assert not cell.with_suffix(".lock").exists()

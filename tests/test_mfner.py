@@ -98,7 +98,7 @@ def synthetic_domain(name: str, n: int, seed: int, text_tells: bool, noisy_half:
 
 def train_and_score(model_dir, source: Domain, target: Domain, **options) -> tuple[float, MFNER]:
     torch.manual_seed(0)
-    options = {"profile": "frozen", "passes": 3} | options
+    options = {"profile": "frozen", "passes": 3, "min_steps": 0} | options
     method = MFNER(RunContext(encoder=str(model_dir), progress=False), **options)
     train = sample_episodes(source, 1, 0, None, "train").materialize(source)
     method.fit([SourceTask(source, train)])
@@ -155,3 +155,25 @@ def test_same_seed_same_predictions(tiny_model_dir, registered):
     a, _ = train_and_score(tiny_model_dir, source, source, passes=1)
     b, _ = train_and_score(tiny_model_dir, source, source, passes=1)
     assert a == b
+
+
+def test_plan_passes_meets_the_step_floor_with_whole_passes():
+    from mfner.train import plan_passes
+
+    for n, per_step, passes, floor in [(824, 4, 2, 200), (167, 4, 2, 200), (84, 4, 2, 200), (5, 4, 1, 0), (9, 4, 3, 7)]:
+        got = plan_passes(n, per_step, passes, floor)
+        steps_per_pass = -(-n // per_step)
+        brute = next(p for p in range(passes, 10_000) if p * steps_per_pass >= floor)  # the smallest that suffices
+        assert got == brute, (n, per_step, passes, floor, got, brute)
+    assert plan_passes(824, 4, 2, 200) == 2 and plan_passes(167, 4, 2, 200) == 5 and plan_passes(84, 4, 2, 200) == 10
+    with pytest.raises(ValueError, match="need episodes"):
+        plan_passes(0, 4, 2, 200)
+
+
+def test_fit_reports_the_passes_and_steps_it_made(tiny_model_dir, registered):
+    source = synthetic_domain("syn-steps", 40, 7, text_tells=True, noisy_half=False)
+    _, method = train_and_score(tiny_model_dir, source, source, passes=1, min_steps=9)
+    report = method.fit_report()
+    per_pass = -(-report["train_episodes"] // 4)
+    assert report["optimizer_steps"] == report["passes"] * per_pass >= 9
+    assert len(report["mean_query_nll_per_pass"]) == report["passes"] > 1
