@@ -164,6 +164,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if results_dir is not None:
         opts.results_dir = results_dir
+    if args.dry_run:
+        from bench.runner import plan_suite
+
+        plan = plan_suite(suite, opts)
+        for line in opts.log:
+            print(line)
+        rows = [{k: v for k, v in r.items() if k != "record"} for r in plan]
+        print(tabulate(rows, headers="keys", tablefmt="github") if rows else "no cells selected")
+        counts = {s: sum(r["state"].startswith(s) for r in plan) for s in ("done", "running", "todo")}
+        print(", ".join(f"{n} {s}" for s, n in counts.items()))
+        return 0
     paths = run_suite(suite, opts)
     for line in opts.log:
         print(line)
@@ -234,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder", default="minilm", metavar="NAME|PATH", help="encoder name or local model folder (default minilm)"
     )
     g.add_argument("--force", action="store_true", help="redo cells that already have results")
+    g.add_argument(
+        "--dry-run", action="store_true", help="list the selected cells as done, running (claimed) or todo; run nothing"
+    )
     g.add_argument("--results-dir", metavar="DIR", help="where records go (default results/)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_args(p)

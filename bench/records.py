@@ -113,6 +113,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def claim_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the claim on a cell's record, if a live process does (or one on another host)."""
+    try:
+        holder = json.loads(path.with_suffix(".lock").read_text())
+    except (OSError, ValueError):
+        return None
+    return holder if _holds(holder) else None
+
+
+def _holds(holder: dict[str, Any]) -> bool:
+    """A claim holds while its process lives; one from another host can't be checked, so it holds."""
+    return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+
+
 @contextmanager
 def claimed(path: Path) -> Iterator[bool]:
     """Hold ``<record>.lock`` while a cell runs, so workers sharing a results folder split the grid.
@@ -132,7 +146,7 @@ def claimed(path: Path) -> Iterator[bool]:
         except (OSError, ValueError):  # being written this instant, or removed: not ours to take
             yield False
             return
-        if holder.get("host") != me["host"] or _alive(int(holder.get("pid", -1))):
+        if _holds(holder):
             yield False
             return
         tmp = lock.with_suffix(f".{me['pid']}.tmp")

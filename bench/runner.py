@@ -6,6 +6,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 
 import baselines  # noqa: F401 - registers the baselines
 import mfner.train  # noqa: F401 - registers MFNER
-from bench.records import RESULTS_DIR, claimed, peak_rss_mb, provenance, record_path, write_record
+from bench.records import RESULTS_DIR, claim_holder, claimed, peak_rss_mb, provenance, record_path, write_record
 from bench.suites import Cell, Suite
 from mfner.datasets import Domain, available_domains
 from mfner.episodes import cached_episodes
@@ -107,17 +108,15 @@ def run_cell(
     return record, traces
 
 
-def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
-    """Run every missing cell of ``suite``; return the record paths written or found."""
+def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Cell, Path]], list[tuple[Cell, Path]]]:
+    """The suite's domains that can load, and its selected cells split into (todo, done)."""
     if suite.kind != "fewshot":
         raise ValueError(f"suite {suite.name!r} is a {suite.kind} suite")
-    if opts.eval_episodes and opts.results_dir.resolve() == RESULTS_DIR.resolve():
-        raise ValueError("--episodes gives partial results: write them elsewhere with --results-dir DIR")
     domains, skipped = available_domains(list(suite.domains), opts.snap_dir)
     for name, why in skipped.items():
         opts.log.append(f"skip domain {name}: {why}")
-    by_name = {d.name: d for d in domains}
-    targets = tuple(n for n in by_name if not opts.only_targets or n in opts.only_targets)
+    names = [d.name for d in domains]
+    targets = tuple(n for n in names if not opts.only_targets or n in opts.only_targets)
     seeds = opts.seeds or suite.seeds
     shots = opts.shots or suite.shots
     todo, done = [], []
@@ -135,6 +134,34 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
             opts.results_dir, suite.name, row_label(cell.spec.label, opts.encoder), cell.target, cell.k, cell.seed
         )
         (done if path.exists() and not opts.force else todo).append((cell, path))
+    return domains, todo, done
+
+
+def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
+    """What ``run_suite`` would do, without doing it: each selected cell as done, running or todo."""
+    _, todo, done = _select(suite, opts)
+    rows = []
+    for (cell, path), state in [*((c, "done") for c in done), *((c, "todo") for c in todo)]:
+        holder = claim_holder(path) if state == "todo" else None
+        rows.append(
+            {
+                "method": row_label(cell.spec.label, opts.encoder),
+                "target": cell.target,
+                "K": cell.k,
+                "seed": cell.seed,
+                "state": f"running (pid {holder['pid']} on {holder['host']})" if holder else state,
+                "record": str(path),
+            }
+        )
+    return rows
+
+
+def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
+    """Run every missing cell of ``suite``; return the record paths written or found."""
+    if opts.eval_episodes and opts.results_dir.resolve() == RESULTS_DIR.resolve():
+        raise ValueError("--episodes gives partial results: write them elsewhere with --results-dir DIR")
+    domains, todo, done = _select(suite, opts)
+    by_name = {d.name: d for d in domains}
     if done:
         opts.log.append(f"{len(done)} cell(s) already have results (use --force to redo)")
     written = [p for _, p in done]

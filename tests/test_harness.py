@@ -292,3 +292,26 @@ def test_a_terminated_worker_releases_its_claim(tmp_path):
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     time.sleep(0.1)
     assert not cell.with_suffix(".lock").exists()
+
+
+def test_dry_run_lists_done_running_and_todo(suite, tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import os
+
+    from bench.runner import plan_suite
+    from bench.suites import SUITES
+
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,))
+    (done,) = [p for p in run_suite(suite, opts) if "mini17" in p.name]
+    _lock(done.with_name("mini15-k1-s1.json"), os.getppid())
+    plan = plan_suite(suite, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False))
+    states = {(r["target"], r["seed"]): r["state"] for r in plan}
+    assert states[("mini17", 0)] == "done" and states[("mini17", 1)] == "todo"
+    assert states[("mini15", 1)].startswith("running (pid")
+    assert len(list(tmp_path.rglob("*.json"))) == 2  # planning wrote nothing
+
+    SUITES.add("mini", suite)
+    try:
+        assert main(["run", "--suite", "mini", "--dry-run", "--results-dir", str(tmp_path)]) == 0
+    finally:
+        del SUITES._items["mini"]
+    assert "0 done, 0 running, 4 todo" in capsys.readouterr().out  # default encoder: other row labels
