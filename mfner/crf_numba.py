@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 try:
+    import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     njit = None
@@ -43,7 +44,17 @@ class _BatchKernel:
 
     def __call__(self, *args):
         batch = args[0].shape[0]
-        return (self.parallel if batch >= PARALLEL_MIN_BATCH else self.serial)(*args)
+        if batch < PARALLEL_MIN_BATCH:
+            return self.serial(*args)
+        # numba's OpenMP layer shares torch's runtime and would leave torch at numba's thread count
+        # (all cores): run with torch's count and put it back, so OMP_NUM_THREADS=1 stays one thread.
+        threads = torch.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return self.parallel(*args)
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
 
 
 if njit is not None:

@@ -41,6 +41,7 @@ class MFNERConfig:
     min_steps: int = 200  # more whole passes until at least this many optimizer steps (see plan_passes)
     episodes_per_step: int = 4
     grad_clip_value: float = 5.0
+    sparse_embedding_grad: bool = False  # same sums in another order; ~25% faster fine-tuning on CPU (README)
     image_text: bool = True
     denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
     similarity: str = "euclidean"  # dot in the reference code; see README (MFNER defaults)
@@ -74,6 +75,13 @@ def make_config(**options: Any) -> MFNERConfig:
     if unknown:
         raise TypeError(f"unknown MFNER options {sorted(unknown)}; known: {sorted(fields)}")
     return MFNERConfig(**{**PROFILES[profile], **options})
+
+
+def densify_grads(params: list[torch.nn.Parameter]) -> None:
+    """Sparse gradients (a sparse embedding's) become dense, for clipping and Adam."""
+    for p in params:
+        if p.grad is not None and p.grad.is_sparse:
+            p.grad = p.grad.coalesce().to_dense()
 
 
 def plan_passes(n_episodes: int, episodes_per_step: int, passes: int, min_steps: int) -> int:
@@ -132,6 +140,9 @@ class MFNER(FewShotMethod):
         ]
         if not self.cfg.frozen and self.cfg.encoder_lr > 0:
             groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr})
+            # Dense, each backward zero-fills and adds a (vocab, H) gradient (MiniLM: 30522 x 384) for
+            # every encoder call; sparse, the rows touched are kept until one densify per step.
+            self.encoder.model.get_input_embeddings().sparse = self.cfg.sparse_embedding_grad
         else:
             self.encoder.requires_grad_(False)
         return torch.optim.Adam(groups)
@@ -170,6 +181,7 @@ class MFNER(FewShotMethod):
                 (loss / step_every).backward()
                 total += float(loss.detach())
                 if (i + 1) % step_every == 0 or i + 1 == len(order):
+                    densify_grads(params)
                     torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip_value)
                     opt.step()
                     opt.zero_grad(set_to_none=True)

@@ -228,3 +228,28 @@ def test_numba_serial_and_parallel_kernels_agree_exactly():
     fb = (em.numpy(), args[1], trans.numpy(), exp_trans, shift, start.numpy(), end.numpy())
     for a, b in zip(crf_numba._forward_backward.serial(*fb), crf_numba._forward_backward.parallel(*fb), strict=True):
         assert (a == b).all()
+
+
+def test_parallel_numba_kernels_leave_torchs_thread_count_alone():
+    import torch
+
+    from mfner import crf_numba
+    from mfner.crf import log_partition
+
+    if not crf_numba.available():
+        pytest.skip("numba is not installed")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        e = torch.randn(crf_numba.PARALLEL_MIN_BATCH, 6, 4, dtype=torch.float64)
+        log_partition(
+            e,
+            None,
+            torch.randn(4, 4, dtype=torch.float64),
+            torch.zeros(4, dtype=torch.float64),
+            torch.zeros(4, dtype=torch.float64),
+            impl="numba",
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

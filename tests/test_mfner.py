@@ -177,3 +177,24 @@ def test_fit_reports_the_passes_and_steps_it_made(tiny_model_dir, registered):
     per_pass = -(-report["train_episodes"] // 4)
     assert report["optimizer_steps"] == report["passes"] * per_pass >= 9
     assert len(report["mean_query_nll_per_pass"]) == report["passes"] > 1
+
+
+def test_sparse_embedding_gradient_equals_the_dense_one(tiny_model_dir, registered):
+    from mfner.train import densify_grads
+
+    source = synthetic_domain("syn-sparse", 40, 8, text_tells=True, noisy_half=False)
+    episode = sample_episodes(source, 1, 0, None, "train").materialize(source)[0]
+    grads = {}
+    for sparse in (False, True):
+        torch.manual_seed(0)
+        method = MFNER(RunContext(encoder=str(tiny_model_dir), progress=False), sparse_embedding_grad=sparse)
+        opt = method._optimizer()
+        method.model.features.add_domain(source)
+        method.model.train()
+        method.model.loss(episode).backward()
+        weight = method.encoder.model.get_input_embeddings().weight
+        assert weight.grad.is_sparse == sparse
+        densify_grads([p for g in opt.param_groups for p in g["params"]])
+        grads[sparse] = weight.grad.clone()
+    assert grads[True].abs().sum() > 0
+    torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-7)
