@@ -122,18 +122,29 @@ def claim_holder(path: Path) -> dict[str, Any] | None:
     return holder if _holds(holder) else None
 
 
+CLAIM_TTL = dt.timedelta(hours=24)  # longer than any cell; a claim from another host expires after it
+
+
 def _holds(holder: dict[str, Any]) -> bool:
-    """A claim holds while its process lives; one from another host can't be checked, so it holds."""
-    return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+    """A claim holds while its process lives; one from another host can't be checked, so it holds
+    until ``CLAIM_TTL`` has passed (a machine that went away must not block the cell for ever)."""
+    if holder.get("host") == socket.gethostname():
+        return _alive(int(holder.get("pid", -1)))
+    try:
+        since = dt.datetime.fromisoformat(holder["since"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return dt.datetime.now(dt.timezone.utc) - since < CLAIM_TTL
 
 
 @contextmanager
 def claimed(path: Path) -> Iterator[bool]:
     """Hold ``<record>.lock`` while a cell runs, so workers sharing a results folder split the grid.
 
-    Yields False when another live process holds the claim (on another host: any claim holds,
-    since its process can't be checked from here). A claim whose process on this host has died is
-    taken over. The lock goes when the block ends, however it ends.
+    Yields False when another live process holds the claim (on another host: any claim younger
+    than ``CLAIM_TTL``, since its process can't be checked from here). A claim whose process on
+    this host has died, or an expired one, is taken over. The lock goes when the block ends,
+    however it ends (SIGTERM included: ``bench`` turns it into an exit).
     """
     lock = path.with_suffix(".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)

@@ -165,12 +165,14 @@ def test_cli_episodes_prints_counts_beside_the_paper(capsys, monkeypatch):
     assert 60 <= int(t17[2]) <= 110  # ours, capped at 200: all of them
 
 
-def _lock(path: Path, pid: int, host: str | None = None) -> Path:
+def _lock(path: Path, pid: int, host: str | None = None, hours_ago: float = 0.0) -> Path:
+    import datetime as dt
     import socket
 
     lock = path.with_suffix(".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname()}))
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours_ago)
+    lock.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "since": since.isoformat()}))
     return lock
 
 
@@ -198,6 +200,9 @@ def test_claims_split_work_between_workers(tmp_path):
     _lock(cell, os.getpid(), host="another-host")
     with claimed(cell) as mine:
         assert not mine  # a claim from elsewhere can't be checked, so it holds
+    _lock(cell, os.getpid(), host="another-host", hours_ago=25)
+    with claimed(cell) as mine:
+        assert mine  # ... until it expires
 
     lock = _lock(cell, _dead_pid())
     with claimed(cell) as mine:
