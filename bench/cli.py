@@ -18,6 +18,7 @@ examples:
   bench run --suite smoke                 a quick end-to-end check (about a minute)
   bench run --suite table3 --seeds 0 1    part of Table 3; rerunning skips finished cells
   bench report --suite table3             reports/table3.md from results/table3/
+  bench check --suite smoke               rerun the committed smoke cells; exit 1 if any F1 moved
   bench run --suite kernels --device cpu  CRF kernels against pytorch-crf
 """
 
@@ -170,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = plan_suite(suite, opts)
         for line in opts.log:
             print(line)
-        rows = [{k: v for k, v in r.items() if k != "record"} for r in plan]
+        rows = [{k: v for k, v in r.items() if k not in ("record", "label")} for r in plan]
         print(tabulate(rows, headers="keys", tablefmt="github") if rows else "no cells selected")
         counts = {s: sum(r["state"].startswith(s) for r in plan) for s in ("done", "running", "todo")}
         print(", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -182,6 +183,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(report.read_text())
     print(f"{len(paths)} record(s); report written to {report}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bench.check import check_suite
+    from bench.runner import RunOptions
+    from bench.suites import SUITES
+
+    suite = SUITES.get(args.suite)
+    opts = RunOptions(
+        encoder=args.encoder,
+        snap_dir=args.snap_dir,
+        only_methods=tuple(args.method or ()),
+        only_targets=tuple(args.target or ()),
+        seeds=tuple(args.seeds) if args.seeds else None,
+        shots=tuple(args.k) if args.k else None,
+        progress=not args.quiet,
+        command=["bench", *sys.argv[1:]],
+    )
+    if args.results_dir:
+        opts.results_dir = Path(args.results_dir)
+    rows, ok = check_suite(suite, opts, args.tolerance)
+    if not rows:
+        print(f"bench: error: no committed records of suite {suite.name!r} match the selection", file=sys.stderr)
+        return 2
+    print(tabulate(rows, headers="keys", tablefmt="github"))
+    failed = sum(r["status"] != "ok" for r in rows)
+    print(f"{len(rows) - failed} of {len(rows)} cell(s) reproduce within {args.tolerance} F1 per episode")
+    return 0 if ok else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -252,6 +281,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "check",
+        help="rerun a suite's committed cells into a scratch folder; exit 1 if any episode's F1 moved",
+        description=(
+            "Regression check: every selected cell with a committed record is rerun into a temporary folder "
+            "and compared episode by episode (same episode file, per-episode F1 within --tolerance). "
+            "Runs on CPU with the thread count the records were made with give the same digits."
+        ),
+    )
+    p.add_argument("--suite", required=True, metavar="NAME", help="e.g. smoke (about a minute)")
+    g = p.add_argument_group("selection (default: every committed cell of the suite)")
+    g.add_argument("--method", action="append", metavar="LABEL", help="only this method label or name (repeatable)")
+    g.add_argument("--target", action="append", metavar="DATASET", help="only this target domain (repeatable)")
+    g.add_argument("--seeds", type=int, nargs="+", metavar="N", help="only these seeds")
+    g.add_argument("--k", type=int, action="append", metavar="K", help="only these shots (repeatable)")
+    p.add_argument("--tolerance", type=float, default=0.0, metavar="F1", help="allowed |delta| per episode (default 0)")
+    p.add_argument("--encoder", default="minilm", metavar="NAME|PATH", help="encoder of the rows to check")
+    p.add_argument("--results-dir", metavar="DIR", help="the committed records (default results/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("report", help="write reports/<suite>.md from the suite's records")
     p.add_argument("--suite", required=True, metavar="NAME")

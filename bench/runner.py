@@ -146,6 +146,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
         rows.append(
             {
                 "method": row_label(cell.spec.label, opts.encoder),
+                "label": cell.spec.label,
                 "target": cell.target,
                 "K": cell.k,
                 "seed": cell.seed,

@@ -320,3 +320,33 @@ def test_dry_run_lists_done_running_and_todo(suite, tiny_model_dir, tmp_path, ca
     finally:
         del SUITES._items["mini"]
     assert "0 done, 0 running, 4 todo" in capsys.readouterr().out  # default encoder: other row labels
+
+
+def test_check_reproduces_committed_cells_and_catches_a_change(suite, tiny_model_dir, tmp_path, capsys):
+    from bench.check import check_suite
+    from bench.suites import SUITES
+
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,))
+    paths = sorted(run_suite(suite, opts))
+    rows, ok = check_suite(suite, opts)
+    assert ok and len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
+
+    rec = json.loads(paths[0].read_text())
+    rec["f1_per_episode"][3] += 0.5  # as if the code had changed one episode's outcome
+    paths[0].write_text(json.dumps(rec))
+    rows, ok = check_suite(suite, opts, tolerance=0.1)
+    assert not ok and sorted(r["status"] for r in rows) == ["CHANGED", "ok"]
+    assert check_suite(suite, opts, tolerance=0.6)[1]
+
+    rec["episodes_sha256"] = "0" * 64
+    paths[0].write_text(json.dumps(rec))
+    assert "other episodes" in [r["status"] for r in check_suite(suite, opts, tolerance=1.0)[0]]
+
+    SUITES.add("mini", suite)
+    try:
+        argv = ["check", "--suite", "mini", "--encoder", str(tiny_model_dir), "--results-dir", str(tmp_path)]
+        assert main([*argv, "--quiet"]) == 1
+        assert "1 of 2 cell(s) reproduce" in capsys.readouterr().out
+        assert main([*argv, "--seeds", "1", "--quiet"]) == 2  # nothing committed for seed 1
+    finally:
+        del SUITES._items["mini"]
