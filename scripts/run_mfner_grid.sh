@@ -6,9 +6,10 @@
 #   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh > a.log 2>&1 &
 #   OMP_NUM_THREADS=1 nohup bash scripts/run_mfner_grid.sh > b.log 2>&1 &
 set -u
+export PYTHONUNBUFFERED=1  # a cell's line reaches the log when it finishes, not when the run ends
 B=${BENCH:-bench}
 EXTRA=("$@")
-run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep -E "F1 |error|skip" || echo "!! failed or nothing new: $*"; }
+run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep --line-buffered -E "^[^E].* F1 |error|skip" || echo "!! failed or nothing new: $*"; }
 run --suite table3 --method proto-frozen                      # the floor, every cell (minutes)
 run --suite ablations --method "MFNER frozen"                  # frozen-encoder profile (minutes)
 run --suite table3 --method MFNER --k 5                        # default profile: the main table
