@@ -9,7 +9,7 @@ set -u
 export PYTHONUNBUFFERED=1  # a cell's line reaches the log when it finishes, not when the run ends
 B=${BENCH:-bench}
 EXTRA=("$@")
-run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep --line-buffered -E "^[^E].* F1 |error|skip" || echo "!! failed or nothing new: $*"; }
+run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|skip" || echo "!! failed or nothing new: $*"; }
 run --suite table3 --method proto-frozen                      # the floor, every cell (minutes)
 run --suite ablations --method "MFNER frozen"                  # frozen-encoder profile (minutes)
 run --suite table3 --method MFNER --k 5                        # default profile: the main table
