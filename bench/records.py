@@ -25,16 +25,22 @@ REPORTS_DIR = ROOT / "reports"
 _PACKAGES = ("torch", "transformers", "seqeval", "numpy", "pandas", "pytorch-crf")
 
 
+OUTPUT_DIRS = ("results/", "reports/")  # what runs write; changes there leave the code as committed
+
+
 def git_state() -> dict[str, Any]:
+    """The commit, and whether the code differs from it (changes under results/ and reports/ don't count)."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout
+        return out.rstrip("\n")  # porcelain lines start with a status column that may be a space
 
     commit = git("rev-parse", "HEAD")
-    changed = git("status", "--porcelain", "--untracked-files=no").splitlines() if commit else []
+    changed = sorted(line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines())
     return {
         "commit": commit or None,
-        "dirty": bool(changed) if commit else None,
-        "dirty_files": sorted(line[3:] for line in changed),  # what differed from the commit, by name
+        "dirty": any(not f.startswith(OUTPUT_DIRS) for f in changed) if commit else None,
+        "dirty_files": changed,  # what differed from the commit, by name
     }
 
 

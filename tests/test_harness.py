@@ -350,3 +350,27 @@ def test_check_reproduces_committed_cells_and_catches_a_change(suite, tiny_model
         assert main([*argv, "--seeds", "1", "--quiet"]) == 2  # nothing committed for seed 1
     finally:
         del SUITES._items["mini"]
+
+
+def test_git_state_names_changed_files_and_ignores_outputs(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench import records
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("code.py", "reports/t.md"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("a\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(records, "ROOT", tmp_path)
+    assert records.git_state()["dirty"] is False
+    (tmp_path / "reports/t.md").write_text("b\n")  # a run rewrote a report: the code is as committed
+    state = records.git_state()
+    assert state["dirty"] is False and state["dirty_files"] == ["reports/t.md"]
+    (tmp_path / "code.py").write_text("b\n")
+    state = records.git_state()
+    assert state["dirty"] is True and state["dirty_files"] == ["code.py", "reports/t.md"]
