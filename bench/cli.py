@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from tabulate import tabulate
 
@@ -26,6 +27,23 @@ examples:
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--snap-dir", metavar="DIR", help="folder with SNAP's train/valid/test.txt (or set MFNER_SNAP_DIR)")
+
+
+def _add_selection_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--method", action="append", metavar="LABEL", help="only this method label or name (repeatable)")
+    g.add_argument("--target", action="append", metavar="DATASET", help="only this target domain (repeatable)")
+    g.add_argument("--seeds", type=int, nargs="+", metavar="N", help="only these seeds")
+    g.add_argument("--k", type=int, action="append", metavar="K", help="only these shots (repeatable)")
+
+
+def _selection(args: argparse.Namespace) -> dict[str, Any]:
+    """RunOptions fields from the selection options."""
+    return {
+        "only_methods": tuple(args.method or ()),
+        "only_targets": tuple(args.target or ()),
+        "seeds": tuple(args.seeds) if args.seeds else None,
+        "shots": tuple(args.k) if args.k else None,
+    }
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -155,10 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         snap_dir=args.snap_dir,
         force=args.force,
-        only_methods=tuple(args.method or ()),
-        only_targets=tuple(args.target or ()),
-        seeds=tuple(args.seeds) if args.seeds else None,
-        shots=tuple(args.k) if args.k else None,
+        **_selection(args),
         eval_episodes=args.episodes,
         progress=not args.quiet,
         command=["bench", *sys.argv[1:]],
@@ -194,10 +209,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     opts = RunOptions(
         encoder=args.encoder,
         snap_dir=args.snap_dir,
-        only_methods=tuple(args.method or ()),
-        only_targets=tuple(args.target or ()),
-        seeds=tuple(args.seeds) if args.seeds else None,
-        shots=tuple(args.k) if args.k else None,
+        **_selection(args),
         progress=not args.quiet,
         command=["bench", *sys.argv[1:]],
     )
@@ -263,10 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--suite", required=True, metavar="NAME", help="smoke, table3, kernels, ... (see bench list)")
     g = p.add_argument_group("selection (default: the whole suite)")
-    g.add_argument("--method", action="append", metavar="LABEL", help="only this method label or name (repeatable)")
-    g.add_argument("--target", action="append", metavar="DATASET", help="only this target domain (repeatable)")
-    g.add_argument("--seeds", type=int, nargs="+", metavar="N", help="only these seeds")
-    g.add_argument("--k", type=int, action="append", metavar="K", help="only these shots (repeatable)")
+    _add_selection_args(g)
     g.add_argument("--episodes", type=int, metavar="N", help="evaluate only the first N test episodes (quick look)")
     g = p.add_argument_group("execution")
     g.add_argument("--device", default="cpu", metavar="DEV", help="cpu or cuda (default cpu)")
@@ -293,10 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--suite", required=True, metavar="NAME", help="e.g. smoke (about a minute)")
     g = p.add_argument_group("selection (default: every committed cell of the suite)")
-    g.add_argument("--method", action="append", metavar="LABEL", help="only this method label or name (repeatable)")
-    g.add_argument("--target", action="append", metavar="DATASET", help="only this target domain (repeatable)")
-    g.add_argument("--seeds", type=int, nargs="+", metavar="N", help="only these seeds")
-    g.add_argument("--k", type=int, action="append", metavar="K", help="only these shots (repeatable)")
+    _add_selection_args(g)
     p.add_argument("--tolerance", type=float, default=0.0, metavar="F1", help="allowed |delta| per episode (default 0)")
     p.add_argument("--encoder", default="minilm", metavar="NAME|PATH", help="encoder of the rows to check")
     p.add_argument("--results-dir", metavar="DIR", help="the committed records (default results/)")
