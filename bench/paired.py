@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench import paper
-from mfner.datasets import DATASETS
+from mfner.datasets import short_name
 
 N_BOOT = 4000
 BOOT_SEED = 0
@@ -75,7 +75,7 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
             {
                 "K": k,
                 "variant": label,
-                "target": DATASETS.get(target).short if target in DATASETS else target,
+                "target": short_name(target),
                 "seeds": len(per_seed),
                 f"{reference} − variant": f"{per_seed.mean():+.2f}{std}",
                 f"{reference} ahead": f"{int((per_seed > 0).sum())}/{len(per_seed)}",

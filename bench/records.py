@@ -23,8 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(os.environ.get("MFNER_RESULTS_DIR", ROOT / "results"))
 REPORTS_DIR = ROOT / "reports"
 _PACKAGES = ("torch", "transformers", "seqeval", "numpy", "pandas", "pytorch-crf")
-
-
 OUTPUT_DIRS = ("results/", "reports/")  # what runs write; changes there leave the code as committed
 
 
@@ -103,10 +101,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
     """Atomic write: a crash never leaves a half-written result."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"record_version": RECORD_VERSION, **record}, indent=1, sort_keys=True))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps({"record_version": RECORD_VERSION, **record}, indent=1, sort_keys=True))
 
 
 def _alive(pid: int) -> bool:
@@ -119,13 +114,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def claim_holder(path: Path) -> dict[str, Any] | None:
-    """Who holds the claim on a cell's record, if a live process does (or one on another host)."""
+def _read_claim(lock: Path) -> dict[str, Any] | None:
+    """A lock file's holder; None while it is being written or after it was removed."""
     try:
-        holder = json.loads(path.with_suffix(".lock").read_text())
+        return json.loads(lock.read_text())
     except (OSError, ValueError):
         return None
-    return holder if _holds(holder) else None
+
+
+def claim_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the claim on a cell's record, if a live process does (or one on another host)."""
+    holder = _read_claim(path.with_suffix(".lock"))
+    return holder if holder is not None and _holds(holder) else None
 
 
 CLAIM_TTL = dt.timedelta(hours=24)  # longer than any cell; a claim from another host expires after it
@@ -158,18 +158,12 @@ def claimed(path: Path) -> Iterator[bool]:
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
-        try:
-            holder = json.loads(lock.read_text())
-        except (OSError, ValueError):  # being written this instant, or removed: not ours to take
+        holder = _read_claim(lock)
+        if holder is None or _holds(holder):  # unreadable: being written this instant, not ours to take
             yield False
             return
-        if _holds(holder):
-            yield False
-            return
-        tmp = lock.with_suffix(f".{me['pid']}.tmp")
-        tmp.write_text(json.dumps(me))
-        tmp.replace(lock)  # a dead holder's claim is taken over
-        if json.loads(lock.read_text()).get("pid") != me["pid"]:  # another worker took it first
+        write_text_atomic(lock, json.dumps(me))  # a dead holder's claim is taken over
+        if (_read_claim(lock) or {}).get("pid") != me["pid"]:  # another worker took it first
             yield False
             return
     else:

@@ -13,7 +13,7 @@ from bench.figures import write_case_figures
 from bench.paired import paired_table
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
-from mfner.datasets import DATASETS
+from mfner.datasets import short_name
 from mfner.metrics import summarize
 
 
@@ -46,7 +46,7 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
         ref = paper.REPORTED.get((label, k), {})
         for t in targets:
             hit = stats[(stats.label == label) & (stats.k == k) & (stats.target == t)]
-            short = DATASETS.get(t).short
+            short = short_name(t)
             row[short] = (
                 _fmt(float(hit["mean"].iloc[0]), float(hit["std"].iloc[0])) + f" (n={int(hit['seeds'].iloc[0])})"
                 if len(hit)
@@ -74,7 +74,7 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
             {
                 "K": k,
                 "method": label,
-                "target": DATASETS.get(target).short if target in DATASETS else target,
+                "target": short_name(target),
                 "cells": len(grp),
                 "wall s (median)": round(float(grp.wall_s.median())),
                 "wall s (max)": round(float(grp.wall_s.max())),

@@ -119,6 +119,11 @@ class Domain:
         return {s.key: s for s in self.sentences}
 
 
+def short_name(name: str) -> str:
+    """A dataset's column name in tables (T17, T15, SNAP); an unregistered name as it is."""
+    return DATASETS.get(name).short if name in DATASETS else name
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
