@@ -14,8 +14,11 @@ run --suite table3 --method proto-frozen                      # the floor, every
 run --suite ablations --method "MFNER frozen"                  # frozen-encoder profile (minutes)
 run --suite table3 --method MFNER --k 5                        # default profile: the main table
 run --suite table3 --method MFNER --k 1
-run --suite ablations --method "MFNER text only" --k 1
-run --suite ablations --method "MFNER fixed denoiser" --k 1
-run --suite ablations --method "MFNER text only" --k 5
-run --suite ablations --method "MFNER fixed denoiser" --k 5
+# The ablations seed by seed, both variants together, so that a grid cut short leaves whole seeds
+# for the paired comparison with MFNER.
+for k in 1 5; do
+  for s in 0 1 2 3 4; do
+    run --suite ablations --method "MFNER text only" --method "MFNER fixed denoiser" --k $k --seeds $s
+  done
+done
 echo "== $(date -u +%FT%TZ) done"
