@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 
 ROWS = (
     ("gold", "gold"),
@@ -18,6 +21,20 @@ ROWS = (
     ("pred_no_image", "no image text"),
     ("pred_fixed_denoiser", "fixed denoiser"),
 )
+
+
+MISSING_GLYPH = "\N{REPLACEMENT CHARACTER}"
+
+
+@lru_cache(maxsize=1)
+def _figure_font() -> Any:
+    return font_manager.get_font(font_manager.findfont(font_manager.FontProperties()))
+
+
+def drawable(text: str) -> str:
+    """``text`` with each character the figure font cannot draw (emoji, mostly) as U+FFFD."""
+    font = _figure_font()
+    return "".join(c if c.isspace() or font.get_char_index(ord(c)) else MISSING_GLYPH for c in text)
 
 
 def load_traces(results_dir: Path, suite: str) -> list[tuple[Path, pd.DataFrame]]:
@@ -62,9 +79,9 @@ def draw_case(sentence: pd.DataFrame, title: str, path: Path) -> Path:
     ax_beta.axhline(0.5, color="grey", lw=0.6, ls="--")
     ax_beta.set_ylabel("beta", fontsize=8)
     ax_beta.set_xticks(range(n))
-    ax_beta.set_xticklabels(sentence.token.tolist(), rotation=45, ha="right", fontsize=7)
+    ax_beta.set_xticklabels([drawable(t) for t in sentence.token], rotation=45, ha="right", fontsize=7)
     caption = sentence.image_text.iloc[0]
-    fig.text(0.01, 0.01, f"image text: {caption[:140]}", fontsize=7, style="italic")
+    fig.text(0.01, 0.01, f"image text: {drawable(caption[:140])}", fontsize=7, style="italic")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -374,3 +374,28 @@ def test_git_state_names_changed_files_and_ignores_outputs(tmp_path, monkeypatch
     (tmp_path / "code.py").write_text("b\n")
     state = records.git_state()
     assert state["dirty"] is True and state["dirty_files"] == ["code.py", "reports/t.md"]
+
+
+def test_case_figure_draws_emoji_as_a_placeholder(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    from bench.figures import MISSING_GLYPH, draw_case, drawable
+
+    assert drawable("Hi \N{THUMBS UP SIGN} Zürich") == f"Hi {MISSING_GLYPH} Zürich"
+    sentence = pd.DataFrame(
+        {
+            "token": ["Great", "\N{THUMBS UP SIGN}"],
+            "gold": ["O", "O"],
+            "pred": ["O", "O"],
+            "pred_no_image": ["O", "O"],
+            "pred_fixed_denoiser": ["O", "O"],
+            "beta": [0.2, 0.8],
+            "image_text": ["a man \N{FACE WITH TEARS OF JOY}", ""],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for emoji
+        draw_case(sentence, "t", tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 1000
