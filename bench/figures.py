@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+
+from bench.traces import load_traces  # noqa: E402
 
 ROWS = (
     ("gold", "gold"),
@@ -35,13 +36,6 @@ def drawable(text: str) -> str:
     """``text`` with each character the figure font cannot draw (emoji, mostly) as U+FFFD."""
     font = _figure_font()
     return "".join(c if c.isspace() or font.get_char_index(ord(c)) else MISSING_GLYPH for c in text)
-
-
-def load_traces(results_dir: Path, suite: str) -> list[tuple[Path, pd.DataFrame]]:
-    out = []
-    for path in sorted((results_dir / suite).glob("*/*.trace.json")):
-        out.append((path, pd.DataFrame(json.loads(path.read_text())["rows"])))
-    return out
 
 
 def pick_sentence(frame: pd.DataFrame) -> pd.DataFrame:

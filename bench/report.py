@@ -13,6 +13,7 @@ from bench.figures import write_case_figures
 from bench.paired import paired_table
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
+from bench.traces import denoiser_table
 from mfner.datasets import short_name
 from mfner.metrics import summarize
 
@@ -104,6 +105,21 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
     )
 
 
+def _denoiser_section(suite: Suite, results_dir: Path) -> str:
+    table = denoiser_table(results_dir, suite.name)
+    if table.empty:
+        return ""
+    return (
+        "\n## Denoiser (traced episodes)\n\n"
+        f"Over the query tokens of the first {suite.trace_episodes} test episodes of each traced cell: the gate's "
+        "mean beta (weight of the text+image view) on gold-entity tokens and on the others, and the share of "
+        "tokens whose predicted tag changes when the trained model runs without image text (E_f = E_t) or with "
+        "the gate fixed at 0.5; per seed, then mean ± std over seeds. Rows with a fixed gate are left out.\n\n"
+        + tabulate(table, headers="keys", tablefmt="github", showindex=False)
+        + "\n"
+    )
+
+
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path | None = None) -> Path:
     """``<reports>/<suite>.md`` (and case figures) from the suite's records; returns its path."""
     reports_dir = reports_dir or reports_dir_for(results_dir)
@@ -127,6 +143,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + paired
+        + _denoiser_section(suite, results_dir)
         + (
             "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "
             "process's peak resident memory, as the records give them; 'threads': torch's thread counts.\n\n"

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.cli import main
@@ -134,7 +135,8 @@ def test_case_figure_from_a_trace(tmp_path):
             [("Obama", "B-PER", "B-PER", "B-LOC", "B-PER"), ("speaks", "O", "O", "O", "O")]
         )
     ]
-    write_record(tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json", {"rows": rows})
+    cell = {"label": "MFNER", "target": "twitter2017", "k": 1, "seed": 0, "rows": rows}
+    write_record(tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json", cell)
     (figure,) = write_case_figures(tmp_path / "res", "s", tmp_path / "rep")
     assert figure.name == "case-s-MFNER-twitter2017-k1-s0.png" and figure.stat().st_size > 5000
     other = tmp_path / "rep" / "figures" / "case-other-MFNER-twitter2017-k1-s0.png"
@@ -399,3 +401,37 @@ def test_case_figure_draws_emoji_as_a_placeholder(tmp_path):
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for emoji
         draw_case(sentence, "t", tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_denoiser_table_against_hand_counts(suite, tmp_path):
+    from dataclasses import replace
+
+    from bench.records import write_record
+    from bench.report import write_report
+    from bench.traces import denoiser_table
+
+    def trace(label, seed, toks):
+        rows = [
+            {"episode": 0, "sentence": 0, "token": "w", "gold": g, "pred": p, "pred_no_image": n,
+             "pred_fixed_denoiser": f, "alpha": 1 - b, "beta": b, "image_text": ""}
+            for g, p, n, f, b in toks
+        ]  # fmt: skip
+        cell = {"label": label, "target": "twitter2017", "k": 1, "seed": seed, "rows": rows}
+        folder = label.replace(" ", "_")
+        write_record(tmp_path / "s" / folder / f"twitter2017-k1-s{seed}.trace.json", cell)
+
+    trace("MFNER", 0, [("B-PER", "B-PER", "O", "B-PER", 0.2), ("O", "O", "O", "B-LOC", 0.6), ("O", "O", "O", "O", 1.0)])
+    trace("MFNER", 1, [("B-PER", "O", "O", "O", 0.4), ("I-PER", "O", "O", "O", 0.8), ("O", "O", "B-LOC", "O", 0.5)])
+    trace("MFNER fixed", 0, [("B-PER", "B-PER", "O", "B-PER", 0.5), ("O", "O", "O", "O", 0.5)])
+    table = denoiser_table(tmp_path, "s")
+    assert table.method.tolist() == ["MFNER"]  # a constant gate is a setting, not a measurement
+    (row,) = table.to_dict("records")
+    # seed 0: entity beta 0.2, other 0.8, changed 1/3 and 1/3; seed 1: entity 0.6, other 0.5, 1/3 and 0
+    assert row["seeds"] == 2 and row["tokens"] == 6
+    assert row["beta, entity tokens"] == f"0.40 ± {np.std([0.2, 0.6], ddof=1):.2f}"
+    assert row["beta, other tokens"] == f"0.65 ± {np.std([0.8, 0.5], ddof=1):.2f}"
+    assert row["% changed, no image text"] == "33.33 ± 0.00"
+    assert row["% changed, fixed gate"] == f"16.67 ± {np.std([100 / 3, 0], ddof=1):.2f}"
+    text = write_report(replace(suite, name="s"), tmp_path, tmp_path / "reports").read_text()
+    section = text.split("## Denoiser (traced episodes)")[1].split("##")[0]
+    assert [line.split("|")[2].strip() for line in section.splitlines() if line.startswith("|   1")] == ["MFNER"]
