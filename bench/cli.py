@@ -186,10 +186,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = plan_suite(suite, opts)
         for line in opts.log:
             print(line)
-        rows = [{k: v for k, v in r.items() if k not in ("record", "label")} for r in plan]
+        rows = [
+            {k: v for k, v in r.items() if k not in ("record", "label", "wall_s", "left_s")}
+            | {"wall s": _seconds(r["wall_s"], r["state"] != "done")}
+            for r in plan
+        ]
         print(tabulate(rows, headers="keys", tablefmt="github") if rows else "no cells selected")
         counts = {s: sum(r["state"].startswith(s) for r in plan) for s in ("done", "running", "todo")}
         print(", ".join(f"{n} {s}" for s, n in counts.items()))
+        pending = [r for r in plan if r["state"] != "done"]
+        if pending:
+            known = [r["left_s"] for r in pending if r["left_s"] is not None]
+            unknown = len(pending) - len(known)
+            print(
+                f"cell time left: about {sum(known) / 3600:.1f} h in one worker"
+                + (f", plus {unknown} cell(s) with no finished peer to go by" if unknown else "")
+                + " ('~': the median of the finished cells of the same row, target and K)"
+            )
         return 0
     paths = run_suite(suite, opts)
     for line in opts.log:
@@ -198,6 +211,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(report.read_text())
     print(f"{len(paths)} record(s); report written to {report}")
     return 0
+
+
+def _seconds(value: float | None, estimate: bool) -> str:
+    if value is None:
+        return "?"
+    return f"~{value:.0f}" if estimate else f"{value:.0f}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -284,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--force", action="store_true", help="redo cells that already have results")
     g.add_argument(
-        "--dry-run", action="store_true", help="list the selected cells as done, running (claimed) or todo; run nothing"
+        "--dry-run",
+        action="store_true",
+        help="list the selected cells as done, running (claimed) or todo, with wall times and the time left; run nothing",
     )
     g.add_argument("--results-dir", metavar="DIR", help="where records go (default results/)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")

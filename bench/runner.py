@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -137,12 +139,37 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
     return domains, todo, done
 
 
+def _wall_s(record: Path) -> float | None:
+    try:
+        return float(json.loads(record.read_text())["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _expected_wall_s(path: Path) -> float | None:
+    """Median wall time of the finished cells beside ``path`` (same row, target and K; any seed)."""
+    siblings = path.parent.glob(f"{path.name.rsplit('-s', 1)[0]}-s*.json")
+    walls = [w for p in siblings if not p.name.endswith(".trace.json") and (w := _wall_s(p)) is not None]
+    return float(np.median(walls)) if walls else None
+
+
 def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
-    """What ``run_suite`` would do, without doing it: each selected cell as done, running or todo."""
+    """What ``run_suite`` would do, without doing it: each selected cell as done, running or todo.
+
+    ``wall_s``: a done cell's own wall time; for the others, the median of the finished cells of the
+    same row, target and K (``None`` when there is none yet); ``left_s`` subtracts a running
+    cell's elapsed time from it.
+    """
     _, todo, done = _select(suite, opts)
     rows = []
+    now = dt.datetime.now(dt.timezone.utc)
     for (cell, path), state in [*((c, "done") for c in done), *((c, "todo") for c in todo)]:
         holder = claim_holder(path) if state == "todo" else None
+        wall = _wall_s(path) if state == "done" else _expected_wall_s(path)
+        left = 0.0 if state == "done" else wall
+        if holder and wall is not None and holder.get("since"):
+            elapsed = (now - dt.datetime.fromisoformat(holder["since"])).total_seconds()
+            left = max(wall - elapsed, 0.0)
         rows.append(
             {
                 "method": row_label(cell.spec.label, opts.encoder),
@@ -151,6 +178,8 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
                 "K": cell.k,
                 "seed": cell.seed,
                 "state": f"running (pid {holder['pid']} on {holder['host']})" if holder else state,
+                "wall_s": wall,
+                "left_s": left,
                 "record": str(path),
             }
         )

@@ -315,13 +315,21 @@ def test_dry_run_lists_done_running_and_todo(suite, tiny_model_dir, tmp_path, ca
     assert states[("mini17", 0)] == "done" and states[("mini17", 1)] == "todo"
     assert states[("mini15", 1)].startswith("running (pid")
     assert len(list(tmp_path.rglob("*.json"))) == 2  # planning wrote nothing
+    walls = {(r["target"], r["seed"]): (r["wall_s"], r["left_s"]) for r in plan}
+    own = json.loads(done.read_text())["wall_s"]
+    assert walls[("mini17", 0)] == (own, 0.0)
+    assert walls[("mini17", 1)] == (own, own)  # expected: the finished cell of the same row, target and K
+    peer = json.loads(done.with_name("mini15-k1-s0.json").read_text())["wall_s"]
+    assert walls[("mini15", 1)][0] == peer and 0 <= walls[("mini15", 1)][1] <= peer  # running: minus its time so far
 
     SUITES.add("mini", suite)
     try:
         assert main(["run", "--suite", "mini", "--dry-run", "--results-dir", str(tmp_path)]) == 0
     finally:
         del SUITES._items["mini"]
-    assert "0 done, 0 running, 4 todo" in capsys.readouterr().out  # default encoder: other row labels
+    out = capsys.readouterr().out
+    assert "0 done, 0 running, 4 todo" in out  # default encoder: other row labels
+    assert "plus 4 cell(s) with no finished peer" in out
 
 
 def test_check_reproduces_committed_cells_and_catches_a_change(suite, tiny_model_dir, tmp_path, capsys):
