@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -34,6 +35,27 @@ def _add_selection_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--target", action="append", metavar="DATASET", help="only this target domain (repeatable)")
     g.add_argument("--seeds", type=int, nargs="+", metavar="N", help="only these seeds")
     g.add_argument("--k", type=int, action="append", metavar="K", help="only these shots (repeatable)")
+    g.add_argument(
+        "--set",
+        action="append",
+        type=_option,
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="replace a method option (repeatable; VALUE read as JSON, else as text), e.g. --set passes=6: "
+        "the selected rows run as rows of their own, labelled like 'MFNER[passes=6]'",
+    )
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from the command line; VALUE as JSON (6, 1e-4, true, null) or else as text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a name, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
 
 
 def _selection(args: argparse.Namespace) -> dict[str, Any]:
@@ -43,6 +65,7 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
         "only_targets": tuple(args.target or ()),
         "seeds": tuple(args.seeds) if args.seeds else None,
         "shots": tuple(args.k) if args.k else None,
+        "overrides": dict(args.overrides or ()),
     }
 
 
@@ -198,11 +221,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if pending:
             known = [r["left_s"] for r in pending if r["left_s"] is not None]
             unknown = len(pending) - len(known)
-            print(
-                f"cell time left: about {sum(known) / 3600:.1f} h in one worker"
-                + (f", plus {unknown} cell(s) with no finished peer to go by" if unknown else "")
-                + " ('~': the median of the finished cells of the same row, target and K)"
-            )
+            if not known:
+                print("cell time left: unknown (no finished cell of the same row, target and K to go by)")
+            else:
+                print(
+                    f"cell time left: about {sum(known) / 3600:.1f} h in one worker"
+                    + (f", plus {unknown} cell(s) with no finished peer to go by" if unknown else "")
+                    + " ('~': the median of the finished cells of the same row, target and K)"
+                )
         return 0
     paths = run_suite(suite, opts)
     for line in opts.log:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 import baselines  # noqa: F401 - registers the baselines
 import mfner.train  # noqa: F401 - registers MFNER
 from bench.records import RESULTS_DIR, claim_holder, claimed, peak_rss_mb, provenance, record_path, write_record
-from bench.suites import Cell, Suite
+from bench.suites import Cell, Suite, with_options
 from mfner.datasets import Domain, available_domains
 from mfner.episodes import cached_episodes
 from mfner.method import METHODS, RunContext, SourceTask
@@ -40,6 +40,7 @@ class RunOptions:
     snap_dir: str | None = None
     force: bool = False
     only_methods: tuple[str, ...] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)  # method options replaced for this run (--set)
     only_targets: tuple[str, ...] = ()
     seeds: tuple[int, ...] | None = None
     shots: tuple[int, ...] | None = None
@@ -122,8 +123,13 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
     seeds = opts.seeds or suite.seeds
     shots = opts.shots or suite.shots
     todo, done = [], []
+    checked: set[str] = set()
     for cell in suite.cells(targets):
-        if opts.only_methods and cell.spec.label not in opts.only_methods and cell.spec.method not in opts.only_methods:
+        aliases = {cell.spec.label, cell.spec.method}  # --method matches the suite's label or the method
+        if opts.overrides:
+            cell = replace(cell, spec=with_options(cell.spec, opts.overrides))
+            aliases.add(cell.spec.label)
+        if opts.only_methods and not aliases & set(opts.only_methods):
             continue
         if cell.seed not in seeds or cell.k not in shots:
             continue
@@ -132,6 +138,9 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
             if msg not in opts.log:
                 opts.log.append(msg)
             continue
+        if opts.overrides and cell.spec.label not in checked:
+            METHODS.get(cell.spec.method).check_options(cell.spec.options)  # a bad option fails before any fit
+            checked.add(cell.spec.label)
         path = record_path(
             opts.results_dir, suite.name, row_label(cell.spec.label, opts.encoder), cell.target, cell.k, cell.seed
         )

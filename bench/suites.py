@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +17,14 @@ class MethodSpec:
     label: str
     method: str
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def with_options(spec: MethodSpec, overrides: dict[str, Any]) -> MethodSpec:
+    """``spec`` with some options replaced, as a row of its own: ``label[key=value,...]``."""
+    if not overrides:
+        return spec
+    tag = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items())
+    return MethodSpec(f"{spec.label}[{tag}]", spec.method, {**spec.options, **overrides})
 
 
 @dataclass(frozen=True)

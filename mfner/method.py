@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -43,12 +44,27 @@ class FewShotMethod(ABC):
     ``predict`` must be deterministic: no random draws at test time.
     """
 
-    name: ClassVar[str]
-
     def __init__(self, ctx: RunContext, **options: Any) -> None:
         self.ctx = ctx
         if options:
             raise TypeError(f"{type(self).__name__} takes no options, got {sorted(options)}")
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Raise ``ValueError`` naming what is wrong if ``options`` can't configure this method.
+
+        Called before a run starts, so that a mistyped option fails at once, not after a fit.
+        The default checks the names against the constructor's keyword parameters.
+        """
+        params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # after self, ctx
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return
+        known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(
+                f"method {cls.__name__} has no option {', '.join(unknown)}; known: {', '.join(known) or 'none'}"
+            )
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration, stored with every result."""

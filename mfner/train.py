@@ -118,6 +118,13 @@ class MFNER(FewShotMethod):
         ).to(ctx.torch_device)
         self._report: dict[str, Any] = {}
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        try:
+            make_config(**options)
+        except TypeError as err:
+            raise ValueError(str(err)) from None
+
     @property
     def encoder(self) -> WordEncoder:
         return self.model.features.encoder

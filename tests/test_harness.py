@@ -329,7 +329,7 @@ def test_dry_run_lists_done_running_and_todo(suite, tiny_model_dir, tmp_path, ca
         del SUITES._items["mini"]
     out = capsys.readouterr().out
     assert "0 done, 0 running, 4 todo" in out  # default encoder: other row labels
-    assert "plus 4 cell(s) with no finished peer" in out
+    assert "cell time left: unknown" in out
 
 
 def test_check_reproduces_committed_cells_and_catches_a_change(suite, tiny_model_dir, tmp_path, capsys):
@@ -443,3 +443,57 @@ def test_denoiser_table_against_hand_counts(suite, tmp_path):
     text = write_report(replace(suite, name="s"), tmp_path, tmp_path / "reports").read_text()
     section = text.split("## Denoiser (traced episodes)")[1].split("##")[0]
     assert [line.split("|")[2].strip() for line in section.splitlines() if line.startswith("|   1")] == ["MFNER"]
+
+
+def test_set_runs_a_row_of_its_own_equal_to_a_declared_peer(suite, tiny_model_dir, tmp_path, capsys):
+    """--set similarity=euclidean on proto-dot gives the same F1 as a row declared with it."""
+    from dataclasses import replace
+
+    from bench.suites import SUITES
+
+    args = ["--results-dir", str(tmp_path), "--encoder", str(tiny_model_dir), "--quiet", "--seeds", "0"]
+    SUITES.add("mini", suite)
+    try:
+        assert main(["run", "--suite", "mini", "--method", "proto-dot", "--set", "similarity=euclidean", *args]) == 0
+        assert main(["run", "--suite", "mini", "--method", "proto-dot", "--set", "simlarity=dot", *args]) == 2
+        assert "has no option simlarity; known: view, similarity" in capsys.readouterr().err
+        check = ["check", "--suite", "mini", "--method", "proto-dot", "--set", "similarity=euclidean", *args]
+        assert main(check) == 0  # the override rows are found and reproduced
+        assert "proto-dot[similarity=euclidean]" in capsys.readouterr().out
+    finally:
+        del SUITES._items["mini"]
+    records = sorted(tmp_path.glob("mini/*/*.json"))
+    assert {p.parent.name for p in records} == {f"proto-dot[similarity=euclidean]@{tiny_model_dir.name}"}
+    assert all(json.loads(p.read_text())["options"] == {"similarity": "euclidean"} for p in records)
+
+    peer = replace(suite, methods=(MethodSpec("proto-euc", "proto-frozen", {"similarity": "euclidean"}),), seeds=(0,))
+    peer_paths = run_suite(peer, RunOptions(results_dir=tmp_path / "peer", encoder=str(tiny_model_dir), progress=False))
+    assert sorted(json.loads(p.read_text())["f1_per_episode"] for p in peer_paths) == sorted(
+        json.loads(p.read_text())["f1_per_episode"] for p in records
+    )
+
+
+def test_set_parses_values_as_json_else_text():
+    import argparse
+
+    from bench.cli import _option
+    from bench.suites import with_options
+
+    assert _option("passes=6") == ("passes", 6) and _option("encoder_lr=1e-4") == ("encoder_lr", 1e-4)
+    assert _option("image_text=false") == ("image_text", False) and _option("denoiser=fixed") == ("denoiser", "fixed")
+    for bad in ("passes", "=6", "two words=1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _option(bad)
+    spec = with_options(MethodSpec("MFNER", "mfner", {"profile": "frozen"}), {"passes": 6, "image_text": False})
+    assert spec.label == "MFNER[passes=6,image_text=false]"
+    assert spec.options == {"profile": "frozen", "passes": 6, "image_text": False}
+
+
+def test_mfner_checks_its_options_before_a_run():
+    from mfner.train import MFNER
+
+    MFNER.check_options({"passes": 6, "profile": "frozen"})
+    with pytest.raises(ValueError, match="unknown MFNER options \\['pases'\\]"):
+        MFNER.check_options({"pases": 6})
+    with pytest.raises(ValueError, match="unknown MFNER profile"):
+        MFNER.check_options({"profile": "gpu"})
