@@ -106,7 +106,7 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
 
 
 def _denoiser_section(suite: Suite, results_dir: Path) -> str:
-    table = denoiser_table(results_dir, suite.name)
+    table = denoiser_table(results_dir, suite.name, suite.include)
     if table.empty:
         return ""
     return (

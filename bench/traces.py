@@ -13,15 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.records import label_folder
 from mfner.datasets import short_name
 
 CELL = ("label", "target", "k", "seed")
 
 
-def load_traces(results_dir: Path, suite: str) -> list[tuple[Path, pd.DataFrame]]:
-    """Every ``*.trace.json`` of a suite, as (path, rows); each row also names its cell (``CELL``)."""
+def load_traces(results_dir: Path, suite: str, folder: str = "*") -> list[tuple[Path, pd.DataFrame]]:
+    """Every ``*.trace.json`` of a suite (of one row's ``folder``), as (path, rows); each row also
+    names its cell (``CELL``)."""
     out = []
-    for path in sorted((results_dir / suite).glob("*/*.trace.json")):
+    for path in sorted((results_dir / suite).glob(f"{folder}/*.trace.json")):
         data = json.loads(path.read_text())
         out.append((path, pd.DataFrame(data["rows"]).assign(**{c: data[c] for c in CELL})))
     return out
@@ -46,13 +48,17 @@ def _mean_std(values: pd.Series) -> str:
     return f"{values.mean():.2f}" if len(values) < 2 else f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
 
 
-def denoiser_table(results_dir: Path, suite: str) -> pd.DataFrame:
+def denoiser_table(results_dir: Path, suite: str, include: tuple[tuple[str, str], ...] = ()) -> pd.DataFrame:
     """Per (K, method, target), over the seeds traced: the gate's mean beta on entity and on other
     tokens, and the share of tokens whose tag changes when the image text is dropped or the gate
     is fixed at 0.5. Methods whose gate is not learned (beta constant over every traced token) are
-    left out: their beta is a setting, not a measurement.
+    left out: their beta is a setting, not a measurement. ``include``: (suite, label) rows of other
+    suites to show too, as a suite's report does.
     """
-    traces = [rows for _, rows in load_traces(results_dir, suite) if not rows.empty]
+    found = load_traces(results_dir, suite)
+    for other, label in include:
+        found += load_traces(results_dir, other, label_folder(label))
+    traces = [rows for _, rows in found if not rows.empty]
     if not traces:
         return pd.DataFrame()
     learned = {label for label, grp in pd.concat(traces).groupby("label") if grp.beta.nunique() > 1}

@@ -440,6 +440,8 @@ def test_denoiser_table_against_hand_counts(suite, tmp_path):
     assert row["beta, other tokens"] == f"0.65 ± {np.std([0.8, 0.5], ddof=1):.2f}"
     assert row["% changed, no image text"] == "33.33 ± 0.00"
     assert row["% changed, fixed gate"] == f"16.67 ± {np.std([100 / 3, 0], ddof=1):.2f}"
+    shown = denoiser_table(tmp_path, "another", include=(("s", "MFNER"), ("s", "MFNER fixed")))
+    assert shown.to_dict("records") == [row]  # a suite shows the traces of the rows it includes
     text = write_report(replace(suite, name="s"), tmp_path, tmp_path / "reports").read_text()
     section = text.split("## Denoiser (traced episodes)")[1].split("##")[0]
     assert [line.split("|")[2].strip() for line in section.splitlines() if line.startswith("|   1")] == ["MFNER"]
