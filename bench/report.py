@@ -40,9 +40,11 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
     if rows.empty:
         return pd.DataFrame()
     stats = summarize(rows)
-    # Avg over targets: per seed, average the targets that ran, then mean and std over seeds.
+    # Avg over targets: per seed, the mean over every target that ran in this table (a row that
+    # lacks one of them has no Avg), then mean and std over seeds.
+    n_targets = rows.target.nunique()
     per_seed = rows.groupby(["label", "k", "seed"])["f1"].agg(["mean", "count"]).reset_index()
-    for (label, k), group in rows.groupby(["label", "k"], sort=False):
+    for label, k in rows[["label", "k"]].drop_duplicates().itertuples(index=False):
         row: dict[str, object] = {"K": k, "method": label}
         ref = paper.REPORTED.get((label, k), {})
         for t in targets:
@@ -55,7 +57,7 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
             )
             if t in ref:
                 row[f"{short} paper"] = _fmt(*ref[t])
-        full = per_seed[(per_seed.label == label) & (per_seed.k == k) & (per_seed["count"] == group.target.nunique())]
+        full = per_seed[(per_seed.label == label) & (per_seed.k == k) & (per_seed["count"] == n_targets)]
         std = float(full["mean"].std(ddof=1)) if len(full) > 1 else float("nan")
         row["Avg"] = _fmt(float(full["mean"].mean()), std) if len(full) else "not run"
         if "avg" in ref:
@@ -138,7 +140,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         path,
         f"# Suite `{suite.name}`\n\n{suite.description}\n\n"
         f"Entity F1 (seqeval strict IOB2) per episode, averaged over a target's episodes; mean ± sample std "
-        f"over seeds (n = seeds that ran). Avg: per seed, the mean over the targets; 'not run' where a target "
+        f"over seeds (n = seeds that ran). Avg: per seed, the mean over the targets (a row missing one of the table's targets has none); 'not run' where a target "
         f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6.\n\n"
         f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"

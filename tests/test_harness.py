@@ -499,3 +499,17 @@ def test_mfner_checks_its_options_before_a_run():
         MFNER.check_options({"pases": 6})
     with pytest.raises(ValueError, match="unknown MFNER profile"):
         MFNER.check_options({"profile": "gpu"})
+
+
+def test_avg_needs_every_target_of_the_table(tmp_path):
+    from bench.records import record_path, write_record
+
+    suite = Suite(name="s", description="d", methods=(), domains=("twitter2017", "twitter2015"))
+    cells = [("MFNER", "twitter2017", 0, 60.0), ("MFNER", "twitter2015", 0, 50.0), ("MFNER", "twitter2017", 1, 62.0)]
+    cells += [("MFNER", "twitter2015", 1, 48.0), ("big", "twitter2017", 0, 70.0)]
+    for label, target, seed, f1 in cells:
+        record = {"label": label, "method": "mfner", "target": target, "k": 1, "seed": seed, "f1": f1}
+        write_record(record_path(tmp_path, "s", label, target, 1, seed), record | {"f1_per_episode": [f1]})
+    table = {r["method"]: r for r in suite_table(suite, tmp_path).to_dict("records")}
+    assert table["MFNER"]["Avg"] == f"55.00 ± {np.std([55.0, 55.0], ddof=1):.2f}"
+    assert table["big"]["Avg"] == "not run" and table["big"]["T15"] == "not run"  # T17 alone is no average
