@@ -56,7 +56,10 @@ class FewShotMethod(ABC):
         Called before a run starts, so that a mistyped option fails at once, not after a fit.
         The default checks the names against the constructor's keyword parameters.
         """
-        params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # after self, ctx
+        if cls.__init__ is FewShotMethod.__init__:
+            params = []  # the base constructor takes no options (its **options only reject them)
+        else:
+            params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # after self, ctx
         if any(p.kind is p.VAR_KEYWORD for p in params):
             return
         known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

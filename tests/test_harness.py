@@ -513,3 +513,17 @@ def test_avg_needs_every_target_of_the_table(tmp_path):
     table = {r["method"]: r for r in suite_table(suite, tmp_path).to_dict("records")}
     assert table["MFNER"]["Avg"] == f"55.00 ± {np.std([55.0, 55.0], ddof=1):.2f}"
     assert table["big"]["Avg"] == "not run" and table["big"]["T15"] == "not run"  # T17 alone is no average
+
+
+def test_a_method_with_the_base_constructor_takes_no_options():
+    from mfner.method import FewShotMethod, RunContext
+
+    class Fixed(FewShotMethod):
+        def predict(self, episode):
+            return []
+
+    Fixed.check_options({})
+    with pytest.raises(ValueError, match="method Fixed has no option x; known: none"):
+        Fixed.check_options({"x": 1})
+    with pytest.raises(TypeError):  # the check agrees with the constructor
+        Fixed(RunContext(), x=1)
