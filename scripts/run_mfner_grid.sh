@@ -14,7 +14,8 @@ run --suite table3 --method proto-frozen                      # the floor, every
 run --suite ablations --method "MFNER frozen"                  # frozen-encoder profile (minutes)
 run --suite table3 --method MFNER --k 5                        # default profile: the main table
 run --suite table3 --method MFNER --k 1
-# The base-sized encoder (about 5x MiniLM's cost a cell), 1-shot, one seed per direction first.
+# The base-sized encoder, 1-shot, one seed per direction first (T15->T17: 5795 s on one thread,
+# 3.5x the one-thread MiniLM cell).
 run --suite table3 --method MFNER --k 1 --encoder mpnet-base --seeds 0
 # The ablations seed by seed, both variants together, so that a grid cut short leaves whole seeds
 # for the paired comparison with MFNER.
