@@ -35,6 +35,43 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[dict | None, list[str]]:
+    """First's lead over second, paired by seed: ``first`` and ``second`` are one (row, K, target) each.
+
+    Returns the summary over the seeds both ran on the same episode file (seed count, per-seed mean
+    and std, seeds where first is ahead, bootstrap interval over episodes), or None when no seed
+    pairs, and notes naming the seeds left out because their episode files differ.
+    """
+    pairs = first.merge(second, on="seed", suffixes=("", "_2"))
+    same = pairs.episodes_sha256 == pairs.episodes_sha256_2
+    notes = [
+        f"{p.label} and {p.label_2}, {short_name(p.target)} K={p.k} seed {p.seed}: different episodes, not paired"
+        for p in pairs[~same].itertuples()
+    ]
+    pairs = pairs[same].sort_values("seed")
+    if pairs.empty:
+        return None, notes
+    per_seed = (pairs.f1 - pairs.f1_2).to_numpy()  # (S,)
+    deltas = [
+        np.asarray(a, dtype=float) - np.asarray(b, dtype=float)  # (E_s,)
+        for a, b in zip(pairs.f1_per_episode, pairs.f1_per_episode_2, strict=True)
+    ]
+    lo, hi = bootstrap_ci(deltas, n_boot=n_boot)
+    std = f" ± {per_seed.std(ddof=1):.2f}" if len(per_seed) > 1 else ""
+    summary = {
+        "seeds": len(per_seed),
+        "mean": f"{per_seed.mean():+.2f}{std}",
+        "ahead": f"{int((per_seed > 0).sum())}/{len(per_seed)}",
+        "ci": f"[{lo:+.2f}, {hi:+.2f}]",
+    }
+    return summary, notes
+
+
+def _encoder_suffix(labels: pd.Series) -> pd.Series:
+    """The suffix "@<encoder>" of rows run with another encoder than the default, else ""."""
+    return labels.str.partition("@")[2].map(lambda e: f"@{e}" if e else "")
+
+
 def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
     """One row per (K, variant, target): the reference's lead over the variant, paired by seed.
 
@@ -47,41 +84,63 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
     if rows.empty:
         return pd.DataFrame(), notes
     # Rows of another encoder carry "@<encoder>" and are compared with the reference of that encoder.
-    suffix = rows.label.str.partition("@")[2].map(lambda e: f"@{e}" if e else "")
-    ref_label = reference + suffix
+    ref_label = reference + _encoder_suffix(rows.label)
     is_ref = rows.label == ref_label
     methods = set(rows.method[is_ref])
     variants = rows[~is_ref & rows.method.isin(methods) & ref_label.isin(set(rows.label[is_ref]))]
     for (label, k, target), grp in variants.groupby(["label", "k", "target"], sort=True):
-        mine = ref_label[grp.index[0]]
-        ref = rows[(rows.label == mine) & (rows.k == k) & (rows.target == target)]
-        pairs = grp.merge(ref, on="seed", suffixes=("", "_ref"))
-        same = pairs.episodes_sha256 == pairs.episodes_sha256_ref
-        for seed in pairs.seed[~same]:
-            notes.append(f"{label} vs {mine}, {target} K={k} seed {seed}: different episodes, not paired")
-        pairs = pairs[same].sort_values("seed")
-        if pairs.empty:
+        ref = rows[(rows.label == ref_label[grp.index[0]]) & (rows.k == k) & (rows.target == target)]
+        summary, seen = _compare(ref, grp, n_boot)
+        notes += seen
+        if summary is None:
             continue
-        per_seed = (pairs.f1_ref - pairs.f1).to_numpy()  # (S,)
-        deltas = [
-            np.asarray(r, dtype=float) - np.asarray(v, dtype=float)
-            for r, v in zip(pairs.f1_per_episode_ref, pairs.f1_per_episode, strict=True)
-        ]
-        lo, hi = bootstrap_ci(deltas, n_boot=n_boot)
         ours = paper.REPORTED.get((reference, k), {}).get(target)
         theirs = paper.REPORTED.get((label, k), {}).get(target)
-        std = f" ± {per_seed.std(ddof=1):.2f}" if len(per_seed) > 1 else ""
         out.append(
             {
                 "K": k,
                 "variant": label,
                 "target": short_name(target),
-                "seeds": len(per_seed),
-                f"{reference} − variant": f"{per_seed.mean():+.2f}{std}",
-                f"{reference} ahead": f"{int((per_seed > 0).sum())}/{len(per_seed)}",
-                "95% CI (episodes)": f"[{lo:+.2f}, {hi:+.2f}]",
+                "seeds": summary["seeds"],
+                f"{reference} − variant": summary["mean"],
+                f"{reference} ahead": summary["ahead"],
+                "95% CI (episodes)": summary["ci"],
                 "paper": f"{ours[0] - theirs[0]:+.2f}" if ours and theirs else "-",
             }
         )
     table = pd.DataFrame(out)
     return (table.sort_values(["K", "variant", "target"], kind="stable") if out else table), notes
+
+
+def encoder_table(rows: pd.DataFrame, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (K, row, target) run with another encoder: its lead over the same row on the default encoder.
+
+    A row "MFNER@mpnet-base" is paired with "MFNER" by seed on the same episodes, as in
+    :func:`paired_table`; a row whose default-encoder twin has no records is left out.
+    """
+    notes: list[str] = []
+    out = []
+    if rows.empty:
+        return pd.DataFrame(), notes
+    other = rows[_encoder_suffix(rows.label) != ""]
+    for (label, k, target), grp in other.groupby(["label", "k", "target"], sort=True):
+        base_label, _, encoder = label.partition("@")
+        base = rows[(rows.label == base_label) & (rows.k == k) & (rows.target == target)]
+        summary, seen = _compare(grp, base, n_boot)
+        notes += seen
+        if summary is None:
+            continue
+        out.append(
+            {
+                "K": k,
+                "row": base_label,
+                "encoder": encoder,
+                "target": short_name(target),
+                "seeds": summary["seeds"],
+                "encoder − default": summary["mean"],
+                "encoder ahead": summary["ahead"],
+                "95% CI (episodes)": summary["ci"],
+            }
+        )
+    table = pd.DataFrame(out)
+    return (table.sort_values(["K", "row", "encoder", "target"], kind="stable") if out else table), notes

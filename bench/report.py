@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from bench import paper
 from bench.figures import write_case_figures
-from bench.paired import paired_table
+from bench.paired import encoder_table, paired_table
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
 from bench.traces import denoiser_table
@@ -101,7 +101,24 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
         f"the seeds both ran, the seeds where {ref} is ahead, and a 95% interval from a paired bootstrap over "
         f"episodes (resampled within each seed). 'paper': the same difference of the paper's means. An interval "
         f"that holds 0 means these runs can't tell the two apart.\n\n"
-        + tabulate(table, headers="keys", tablefmt="github", showindex=False)
+        # signed differences are text: parsed as numbers they would lose their "+"
+        + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+        + "".join(f"\n- {n}" for n in notes)
+        + "\n"
+    )
+
+
+def _encoder_section(rows: pd.DataFrame) -> str:
+    table, notes = encoder_table(rows)
+    if table.empty:
+        return ""
+    return (
+        "\n## Encoders\n\n"
+        "Per seed, the F1 of a row run with another encoder minus the same row's on the default encoder, on "
+        "the same test episodes; mean ± std over the seeds both ran, the seeds where the other encoder is "
+        "ahead, and a 95% interval from a paired bootstrap over episodes.\n\n"
+        # signed differences are text: parsed as numbers they would lose their "+"
+        + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
         + "".join(f"\n- {n}" for n in notes)
         + "\n"
     )
@@ -145,6 +162,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + paired
+        + _encoder_section(rows)
         + _denoiser_section(suite, results_dir)
         + (
             "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "

@@ -241,9 +241,10 @@ def test_report_pairs_variants_with_the_reference(suite, tiny_model_dir, tmp_pat
     run_suite(paired, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False))
     text = write_report(paired, tmp_path, tmp_path / "reports").read_text()
     section = text.split("## Paired differences against proto-dot")[1].split("## Cost")[0]  # one encoder's rows pair
-    lines = [line for line in section.splitlines() if line.startswith(f"|   1 | proto-euc@{tiny_model_dir.name}")]
+    lines = [line for line in section.splitlines() if line.startswith(f"| 1   | proto-euc@{tiny_model_dir.name} ")]
     assert len(lines) == 2  # one per target, each paired on seed 0
     assert all("| 1/1 " in line or "| 0/1 " in line for line in lines)
+    assert "## Encoders" not in text  # every row ran the tiny encoder: no default-encoder twin to pair with
 
 
 def test_cost_table_counts_cells_and_threads():

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from bench.paired import bootstrap_ci, paired_table
+from bench.paired import bootstrap_ci, encoder_table, paired_table
 
 
 def _rec(label: str, seed: int, per_episode: list[float], sha: str = "e", target: str = "twitter2017") -> dict:
@@ -71,3 +71,26 @@ def test_rows_of_another_encoder_pair_with_that_encoders_reference():
     table, _ = paired_table(pd.DataFrame(rows), "MFNER", n_boot=100)
     got = dict(zip(table["variant"], table["MFNER − variant"], strict=True))
     assert got == {"MFNER text only": "+1.00", "MFNER text only@mpnet-base": "+10.00"}
+
+
+def test_encoder_rows_are_paired_with_the_default_encoder_row():
+    rng = np.random.default_rng(2)
+    rows = []
+    for seed in range(2):
+        base = rng.uniform(30, 80, size=40)
+        rows += [_rec("MFNER", seed, list(base)), _rec("MFNER@mpnet-base", seed, list(base + 3.0 + seed))]
+    rows.append(_rec("MFNER@mpnet-base", 2, [70.0], sha="other"))  # no default-encoder twin: not paired
+    rows.append(_rec("proto@mpnet-base", 0, [10.0]))  # no "proto" row at all: left out
+    table, notes = encoder_table(pd.DataFrame(rows), n_boot=300)
+    (row,) = table.to_dict("records")
+    assert (row["row"], row["encoder"], row["target"], row["seeds"]) == ("MFNER", "mpnet-base", "T17", 2)
+    assert row["encoder − default"] == "+3.50 ± 0.71" and row["encoder ahead"] == "2/2"
+    assert row["95% CI (episodes)"] == "[+3.50, +3.50]"  # each seed's gap is constant over its episodes
+    assert notes == []
+
+
+def test_encoder_rows_on_other_episodes_are_named_not_paired():
+    rows = [_rec("MFNER", 0, [50.0, 60.0]), _rec("MFNER@mpnet-base", 0, [60.0, 70.0], sha="other")]
+    table, notes = encoder_table(pd.DataFrame(rows))
+    assert table.empty
+    assert notes == ["MFNER@mpnet-base and MFNER, T17 K=1 seed 0: different episodes, not paired"]
