@@ -230,7 +230,7 @@ def _run_and_write(
         write_record(path.with_suffix(".trace.json"), trace)
     write_record(path, record | meta)
     tqdm.write(
-        f"{cell.spec.label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} "
+        f"{label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} "
         f"over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)"
     )
     return path

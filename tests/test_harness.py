@@ -231,7 +231,7 @@ def test_runner_skips_a_cell_another_worker_holds(suite, tiny_model_dir, tmp_pat
     assert any("another worker is running it" in line for line in opts.log)
 
 
-def test_report_pairs_variants_with_the_reference(suite, tiny_model_dir, tmp_path):
+def test_report_pairs_variants_with_the_reference(suite, tiny_model_dir, tmp_path, capsys):
     from dataclasses import replace
 
     from bench.report import write_report
@@ -239,6 +239,8 @@ def test_report_pairs_variants_with_the_reference(suite, tiny_model_dir, tmp_pat
     methods = (MethodSpec("proto-dot", "proto-frozen", {"similarity": "dot"}), MethodSpec("proto-euc", "proto-frozen"))
     paired = replace(suite, methods=methods, reference="proto-dot", seeds=(0,))
     run_suite(paired, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False))
+    logged = [line for line in capsys.readouterr().out.splitlines() if ": F1 " in line]
+    assert len(logged) == 4 and all(line.startswith("proto-") and f"@{tiny_model_dir.name}" in line for line in logged)
     text = write_report(paired, tmp_path, tmp_path / "reports").read_text()
     section = text.split("## Paired differences against proto-dot")[1].split("## Cost")[0]  # one encoder's rows pair
     lines = [line for line in section.splitlines() if line.startswith(f"| 1   | proto-euc@{tiny_model_dir.name} ")]
