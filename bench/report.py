@@ -88,6 +88,13 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _differences(table: pd.DataFrame, notes: list[str]) -> str:
+    """A table of paired differences and its notes; the signed differences stay text (parsed as
+    numbers they would lose their "+")."""
+    body = tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+    return body + "".join(f"\n- {n}" for n in notes) + "\n"
+
+
 def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
     if suite.reference is None:
         return ""
@@ -100,11 +107,7 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
         f"Per seed, {ref}'s F1 minus the variant's on the same test episodes (same episode file); mean ± std over "
         f"the seeds both ran, the seeds where {ref} is ahead, and a 95% interval from a paired bootstrap over "
         f"episodes (resampled within each seed). 'paper': the same difference of the paper's means. An interval "
-        f"that holds 0 means these runs can't tell the two apart.\n\n"
-        # signed differences are text: parsed as numbers they would lose their "+"
-        + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-        + "".join(f"\n- {n}" for n in notes)
-        + "\n"
+        f"that holds 0 means these runs can't tell the two apart.\n\n" + _differences(table, notes)
     )
 
 
@@ -116,11 +119,7 @@ def _encoder_section(rows: pd.DataFrame) -> str:
         "\n## Encoders\n\n"
         "Per seed, the F1 of a row run with another encoder minus the same row's on the default encoder, on "
         "the same test episodes; mean ± std over the seeds both ran, the seeds where the other encoder is "
-        "ahead, and a 95% interval from a paired bootstrap over episodes.\n\n"
-        # signed differences are text: parsed as numbers they would lose their "+"
-        + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-        + "".join(f"\n- {n}" for n in notes)
-        + "\n"
+        "ahead, and a 95% interval from a paired bootstrap over episodes.\n\n" + _differences(table, notes)
     )
 
 
