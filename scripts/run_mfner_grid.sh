@@ -24,4 +24,8 @@ for k in 1 5; do
     run --suite ablations --method "MFNER text only" --method "MFNER fixed denoiser" --k $k --seeds $s
   done
 done
+# More seeds of the base-sized encoder: seed 1 both directions (two workers: one takes T15->T17,
+# about 97 min on one thread, the other T17->T15, about 38 min, then T17->T15 seed 2).
+run --suite table3 --method MFNER --k 1 --encoder mpnet-base --seeds 1
+run --suite table3 --method MFNER --k 1 --encoder mpnet-base --seeds 2 --target twitter2015
 echo "== $(date -u +%FT%TZ) done"
