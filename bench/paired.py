@@ -35,6 +35,12 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def signed(x: float) -> str:
+    """``x`` to two decimals with its sign; a value that rounds to zero is "0.00" (never "-0.00")."""
+    text = f"{x:+.2f}"
+    return "0.00" if text[1:] == "0.00" else text
+
+
 def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[dict | None, list[str]]:
     """First's lead over second, paired by seed: ``first`` and ``second`` are one (row, K, target) each.
 
@@ -60,9 +66,9 @@ def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[di
     std = f" ± {per_seed.std(ddof=1):.2f}" if len(per_seed) > 1 else ""
     summary = {
         "seeds": len(per_seed),
-        "mean": f"{per_seed.mean():+.2f}{std}",
+        "mean": f"{signed(per_seed.mean())}{std}",
         "ahead": f"{int((per_seed > 0).sum())}/{len(per_seed)}",
-        "ci": f"[{lo:+.2f}, {hi:+.2f}]",
+        "ci": f"[{signed(lo)}, {signed(hi)}]",
     }
     return summary, notes
 
@@ -105,7 +111,7 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
                 f"{reference} − variant": summary["mean"],
                 f"{reference} ahead": summary["ahead"],
                 "95% CI (episodes)": summary["ci"],
-                "paper": f"{ours[0] - theirs[0]:+.2f}" if ours and theirs else "-",
+                "paper": signed(ours[0] - theirs[0]) if ours and theirs else "-",
             }
         )
     table = pd.DataFrame(out)

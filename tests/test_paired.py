@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from bench.paired import bootstrap_ci, encoder_table, paired_table
+from bench.paired import bootstrap_ci, encoder_table, paired_table, signed
 
 
 def _rec(label: str, seed: int, per_episode: list[float], sha: str = "e", target: str = "twitter2017") -> dict:
@@ -94,3 +94,14 @@ def test_encoder_rows_on_other_episodes_are_named_not_paired():
     table, notes = encoder_table(pd.DataFrame(rows))
     assert table.empty
     assert notes == ["MFNER@mpnet-base and MFNER, T17 K=1 seed 0: different episodes, not paired"]
+
+
+def test_signed_keeps_the_sign_and_never_writes_minus_zero():
+    assert [signed(x) for x in (1.234, -0.5, -0.004, 0.004, 0.0, -0.005001)] == [
+        "+1.23",
+        "-0.50",
+        "0.00",
+        "0.00",
+        "0.00",
+        "-0.01",
+    ]
