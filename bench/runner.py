@@ -21,7 +21,7 @@ from bench.suites import Cell, Suite, with_options
 from mfner.datasets import Domain, available_domains
 from mfner.episodes import cached_episodes
 from mfner.method import METHODS, RunContext, SourceTask
-from mfner.metrics import episode_f1, mean_over_episodes
+from mfner.metrics import encode_tags, episode_f1, mean_over_episodes
 
 DEFAULT_ENCODER = "minilm"
 
@@ -76,10 +76,12 @@ def run_cell(
     fit_s = time.perf_counter() - t0
     method.prepare(target)
     f1s = []
+    predictions = []  # per episode, per query sentence: encode_tags of the predicted tags
     desc = f"{cell.spec.label} {target.spec.short} {cell.k}-shot s{cell.seed}"
     for ep in tqdm(episodes, desc=desc, disable=not opts.progress, unit="ep", leave=False):
         pred = method.predict(ep)
         f1s.append(episode_f1([s.tags for s in ep.query], pred))
+        predictions.append([encode_tags(p, ep.labels) for p in pred])
     traces = []
     if hasattr(method, "trace"):
         for ep in episodes[: suite.trace_episodes]:
@@ -97,6 +99,7 @@ def run_cell(
         "n_episodes": len(f1s),
         "f1": mean_over_episodes(f1s),
         "f1_per_episode": f1s,
+        "predictions": predictions,
         "episodes_sha256": test_set.sha256,
         "train_episodes_sha256": {n: s.sha256 for n, s in train_sets.items()},
         "train_episodes_used": {t.domain.name: len(t.episodes) for t in tasks},

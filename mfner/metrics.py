@@ -36,3 +36,23 @@ def summarize(rows: pd.DataFrame, by: Sequence[str] = ("label", "k", "target")) 
     grouped = rows.groupby(list(by), sort=False)["f1"]
     out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=1)) if len(s) > 1 else float("nan"), seeds="count")
     return out.reset_index()
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def encode_tags(tags: Sequence[str], labels: Sequence[str]) -> str:
+    """One sentence's tags as one character per word: the tag's index in ``labels`` in base 36.
+
+    Records keep every prediction this way (a 200-episode cell stays small), so that a report can
+    score them again later with another scorer or split (seen/unseen entities, lenient IOB2).
+    """
+    if len(labels) > len(_DIGITS):
+        raise ValueError(f"at most {len(_DIGITS)} labels can be encoded, got {len(labels)}")
+    index = {lab: i for i, lab in enumerate(labels)}
+    return "".join(_DIGITS[index[t]] for t in tags)
+
+
+def decode_tags(code: str, labels: Sequence[str]) -> list[str]:
+    """The inverse of ``encode_tags``."""
+    return [labels[_DIGITS.index(c)] for c in code]
