@@ -6,32 +6,37 @@ from typing import Any
 
 import torch
 
-from mfner.datasets import Domain
-from mfner.encoder import View, WordEncoder
-from mfner.episodes import Episode
-from mfner.features import FrozenFeatures
-from mfner.method import METHODS, FewShotMethod, RunContext
-from mfner.prototypes import Similarity, label_ids, prototypes, similarity
+from fewshot_ner.datasets import Domain
+from fewshot_ner.encoder import View, WordEncoder
+from fewshot_ner.episodes import TestEpisode
+from fewshot_ner.features import FrozenFeatures
+from fewshot_ner.labels import label_ids
+from fewshot_ner.method import METHODS, FewShotMethod, Input, RunContext, check_input
+from fewshot_ner.prototypes import Similarity, prototypes, similarity
 
 
 @METHODS.register("proto-frozen")
 class FrozenNearestPrototype(FewShotMethod):
-    """Each query word takes the label of the nearest support prototype (frozen encoder)."""
+    """Nearest prototype over frozen word vectors, no training: the harness's floor and smoke test.
 
-    def __init__(self, ctx: RunContext, view: View = "text", similarity: Similarity = "euclidean") -> None:
+    Deterministic: no draws at all.
+    """
+
+    def __init__(self, ctx: RunContext, input: Input = "text", similarity: Similarity = "euclidean") -> None:
         super().__init__(ctx)
-        self.view = view
+        self._input = check_input(input)
+        self.view: View = input
         self.sim = similarity
         self.features: FrozenFeatures | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"view": self.view, "similarity": self.sim, "encoder": self.ctx.encoder}
+        return {"input": self.view, "similarity": self.sim, "encoder": self.ctx.encoder}
 
     def prepare(self, target: Domain) -> None:
         self.features = FrozenFeatures(WordEncoder(self.ctx.encoder), (self.view,), self.ctx.progress)
         self.features.add_domain(target)
 
-    def predict(self, episode: Episode) -> list[list[str]]:
+    def predict(self, episode: TestEpisode) -> list[list[str]]:
         if self.features is None:
             raise RuntimeError("call prepare(target) before predict")
         labels = episode.labels

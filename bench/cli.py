@@ -72,9 +72,9 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     import baselines  # noqa: F401
     from bench.suites import SUITES
-    from mfner.datasets import DATASETS
-    from mfner.encoder import ENCODERS
-    from mfner.method import METHODS
+    from fewshot_ner.datasets import DATASETS
+    from fewshot_ner.encoder import ENCODERS
+    from fewshot_ner.method import METHODS
 
     print(
         tabulate(
@@ -98,7 +98,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
-    from mfner.datasets import DATASETS, DatasetUnavailable, load_domain
+    from fewshot_ner.datasets import DATASETS, DatasetUnavailable, load_domain
 
     for name, spec in DATASETS.items():
         try:
@@ -133,8 +133,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 def cmd_episodes(args: argparse.Namespace) -> int:
     from bench import paper
-    from mfner.datasets import DATASETS, DatasetUnavailable, load_domain
-    from mfner.episodes import cached_episodes, sample_episodes
+    from fewshot_ner.datasets import DATASETS, DatasetUnavailable, load_domain
+    from fewshot_ner.episodes import cached_episodes, sample_episodes
 
     rows = []
     for name in DATASETS:
@@ -200,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         eval_episodes=args.episodes,
         progress=not args.quiet,
         command=["bench", *sys.argv[1:]],
+        say=print,
     )
     if results_dir is not None:
         opts.results_dir = results_dir
@@ -207,8 +208,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.runner import plan_suite
 
         plan = plan_suite(suite, opts)
-        for line in opts.log:
-            print(line)
         rows = [
             {k: v for k, v in r.items() if k not in ("record", "label", "wall_s", "left_s")}
             | {"wall s": _seconds(r["wall_s"], r["state"] != "done")}
@@ -230,9 +229,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     + " ('~': the median of the finished cells of the same row, target and K)"
                 )
         return 0
+    print(f"results: {opts.results_dir}")
     paths = run_suite(suite, opts)
-    for line in opts.log:
-        print(line)
     report = write_report(suite, opts.results_dir)
     print(report.read_text())
     print(f"{len(paths)} record(s); report written to {report}")
@@ -284,6 +282,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         path = write_report(suite, **kwargs)
     print(path.read_text())
+    print(f"report written to {path}")
     return 0
 
 
@@ -368,8 +367,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds: a killed run releases its cell claim
 
 
+def _quiet_libraries() -> None:
+    """``--quiet``: no progress bars from transformers either (weight loading)."""
+    import os
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        _quiet_libraries()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

@@ -18,7 +18,7 @@ import torch
 from tabulate import tabulate
 
 from bench.records import RESULTS_DIR, provenance, reports_dir_for
-from mfner import crf
+from fewshot_ner import crf
 
 SIZES: tuple[tuple[int, int, int], ...] = ((64, 40, 9), (256, 64, 9), (1024, 64, 9), (256, 64, 37))
 OPS = ("log-partition", "llh forward", "llh forward+backward", "viterbi")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench import paper
-from mfner.datasets import short_name
+from fewshot_ner.datasets import short_name
 
 N_BOOT = 4000
 BOOT_SEED = 0
@@ -150,3 +150,39 @@ def encoder_table(rows: pd.DataFrame, n_boot: int = N_BOOT) -> tuple[pd.DataFram
         )
     table = pd.DataFrame(out)
     return (table.sort_values(["K", "row", "encoder", "target"], kind="stable") if out else table), notes
+
+
+def declared_table(
+    rows: pd.DataFrame, pairs: tuple[tuple[str, str], ...], n_boot: int = N_BOOT
+) -> tuple[pd.DataFrame, list[str]]:
+    """One row per declared pair (A, B) and (K, target) both ran: A's lead over B, paired by seed."""
+    notes: list[str] = []
+    out = []
+    if rows.empty:
+        return pd.DataFrame(), notes
+    for a, b in pairs:
+        first, second = rows[rows.label == a], rows[rows.label == b]
+        for (k, target), grp in first.groupby(["k", "target"], sort=True):
+            other = second[(second.k == k) & (second.target == target)]
+            if other.empty:
+                continue
+            summary, seen = _compare(grp, other, n_boot)
+            notes += seen
+            if summary is None:
+                continue
+            pa = paper.REPORTED.get((a, k), {}).get(target)
+            pb = paper.REPORTED.get((b, k), {}).get(target)
+            out.append(
+                {
+                    "K": k,
+                    "A": a,
+                    "B": b,
+                    "target": short_name(target),
+                    "seeds": summary["seeds"],
+                    "A − B": summary["mean"],
+                    "A ahead": summary["ahead"],
+                    "95% CI (episodes)": summary["ci"],
+                    "paper": signed(pa[0] - pb[0]) if pa and pb else "-",
+                }
+            )
+    return pd.DataFrame(out), notes

@@ -10,7 +10,8 @@ import resource
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -18,8 +19,34 @@ from typing import Any
 
 import pandas as pd
 
-RECORD_VERSION = 1
-ROOT = Path(__file__).resolve().parent.parent
+from fewshot_ner.datasets import DATASETS
+
+
+def bundled_domains() -> frozenset[str]:
+    """Domains with a fixed folder (shipped in ``data/``); SNAP's folder is the user's."""
+    return frozenset(name for name, spec in DATASETS.items() if spec.folder is not None)
+
+
+RECORD_VERSION = 2  # 2: input, encoder, sources in the identity, predict_s, predictions
+CODE_ROOT = Path(__file__).resolve().parent.parent  # where this code lives (its git commit goes in records)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The checkout the user stands in: the nearest folder upward from ``start`` (default: the working
+    directory) with this project's ``pyproject.toml``; else the folder this code lives in.
+
+    An installed ``bench`` run from a checkout follows that checkout's ``results/`` and ``reports/``,
+    not the folder the package was installed from.
+    """
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "mfner-bench"' in pyproject.read_text(errors="replace"):
+            return folder
+    return CODE_ROOT
+
+
+ROOT = project_root()
 RESULTS_DIR = Path(os.environ.get("MFNER_RESULTS_DIR", ROOT / "results"))
 REPORTS_DIR = ROOT / "reports"
 _PACKAGES = ("torch", "transformers", "seqeval", "numpy", "pandas", "pytorch-crf")
@@ -30,7 +57,7 @@ def git_state() -> dict[str, Any]:
     """The commit, and whether the code differs from it (changes under results/ and reports/ don't count)."""
 
     def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(["git", *args], cwd=CODE_ROOT, capture_output=True, text=True, check=False).stdout
         return out.rstrip("\n")  # porcelain lines start with a status column that may be a space
 
     commit = git("rev-parse", "HEAD")
@@ -55,7 +82,7 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": __import__("torch").get_num_threads(),
         "packages": versions,
-        "harness": __import__("mfner").__version__,
+        "harness": __import__("fewshot_ner").__version__,
     }
 
 
@@ -78,9 +105,33 @@ def label_folder(label: str) -> str:
     return label.replace("/", "_").replace(" ", "_")
 
 
-def record_path(results_dir: Path, suite: str, label: str, target: str, k: int, seed: int) -> Path:
+def record_path(
+    results_dir: Path, suite: str, label: str, target: str, k: int, seed: int, sources: list[str] | None = None
+) -> Path:
+    """A cell's record. Its identity includes the source domains: a cell trained on sources other than
+    the bundled leave-one-out ones (SNAP given with ``--snap-dir``) is another file, ``...-from-<sources>``."""
     safe = label_folder(label)
-    return results_dir / suite / safe / f"{target}-k{k}-s{seed}.json"
+    suffix = "" if sources is None or set(sources) <= bundled_domains() else "-from-" + "+".join(sorted(sources))
+    return results_dir / suite / safe / f"{target}{suffix}-k{k}-s{seed}.json"
+
+
+def read_record(path: Path, on_corrupt: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """A record, or None if it can't be read as one: then it is moved aside to ``<name>.corrupt``
+    (so it never counts as done, and nothing is lost) and ``on_corrupt`` hears which file and why."""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "f1_per_episode" not in record:
+            raise ValueError("not a result record (no f1_per_episode)")
+        return record
+    except (OSError, ValueError) as err:
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            path.replace(aside)
+        except OSError:
+            aside = path
+        if on_corrupt is not None:
+            on_corrupt(f"{path}: unreadable record ({err}); moved to {aside.name}, the cell counts as not done")
+        return None
 
 
 def reports_dir_for(results_dir: Path) -> Path:
@@ -114,12 +165,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+STALE_UNREADABLE_CLAIM_S = 10.0  # a claim is written in microseconds; unreadable for longer: its writer died
+
+
 def _read_claim(lock: Path) -> dict[str, Any] | None:
     """A lock file's holder; None while it is being written or after it was removed."""
     try:
-        return json.loads(lock.read_text())
+        holder = json.loads(lock.read_text())
+        return holder if isinstance(holder, dict) else None
     except (OSError, ValueError):
         return None
+
+
+def _unreadable_and_stale(lock: Path) -> bool:
+    """An empty or unparsable lock older than a few seconds: what a kill between create and write leaves."""
+    try:
+        return time.time() - lock.stat().st_mtime > STALE_UNREADABLE_CLAIM_S
+    except OSError:
+        return False
 
 
 def claim_holder(path: Path) -> dict[str, Any] | None:
@@ -159,7 +222,10 @@ def claimed(path: Path) -> Iterator[bool]:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         holder = _read_claim(lock)
-        if holder is None or _holds(holder):  # unreadable: being written this instant, not ours to take
+        if holder is None and not _unreadable_and_stale(lock):  # being written this instant, not ours to take
+            yield False
+            return
+        if holder is not None and _holds(holder):
             yield False
             return
         write_text_atomic(lock, json.dumps(me))  # a dead holder's claim is taken over
@@ -181,7 +247,9 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
     for path in sorted((results_dir / suite).glob(f"{pattern}/*.json")):
         if path.name.endswith(".trace.json"):
             continue
-        rec = json.loads(path.read_text())
+        rec = read_record(path, on_corrupt=lambda line: print(f"warning: {line}", file=sys.stderr))
+        if rec is None:
+            continue
         rows.append(
             {
                 key: rec.get(key)
@@ -195,11 +263,17 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "f1",
                     "n_episodes",
                     "wall_s",
+                    "fit_s",
+                    "predict_s",
                     "peak_rss_mb",
                     "f1_per_episode",
                     "episodes_sha256",
+                    "input",
+                    "encoder",
+                    "options",
                 )
             }
             | {"threads": rec.get("env", {}).get("torch_threads"), "path": str(path)}
+            | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )
     return pd.DataFrame(rows)

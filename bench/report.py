@@ -8,14 +8,18 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+import baselines  # noqa: F401 - registers the baselines (their report hooks)
+import mfner.method  # noqa: F401 - registers MFNER (its report hook)
 from bench import paper
-from bench.figures import write_case_figures
-from bench.paired import encoder_table, paired_table
+from bench.paired import declared_table, encoder_table, paired_table
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
-from bench.traces import denoiser_table
-from mfner.datasets import short_name
-from mfner.metrics import summarize
+from bench.traces import suite_traces
+from fewshot_ner.datasets import short_name
+from fewshot_ner.method import METHODS, ReportContext
+from fewshot_ner.metrics import summarize
+
+PAPER_AVG_TARGETS = ("twitter2017", "twitter2015", "snap")  # the paper's Avg is over these three
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -41,8 +45,12 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
         return pd.DataFrame()
     stats = summarize(rows)
     # Avg over targets: per seed, the mean over every target that ran in this table (a row that
-    # lacks one of them has no Avg), then mean and std over seeds.
-    n_targets = rows.target.nunique()
+    # lacks one of them has no Avg), then mean and std over seeds. It is the paper's Avg only when
+    # the paper's three targets ran; otherwise it is named by the targets it averages.
+    ran = [t for t in targets if t in set(rows.target)]
+    n_targets = len(ran)
+    same_as_paper = set(ran) == set(PAPER_AVG_TARGETS)
+    avg_name = "Avg" if same_as_paper else f"Avg ({', '.join(short_name(t) for t in ran)})"
     per_seed = rows.groupby(["label", "k", "seed"])["f1"].agg(["mean", "count"]).reset_index()
     for label, k in rows[["label", "k"]].drop_duplicates().itertuples(index=False):
         row: dict[str, object] = {"K": k, "method": label}
@@ -59,11 +67,17 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
                 row[f"{short} paper"] = _fmt(*ref[t])
         full = per_seed[(per_seed.label == label) & (per_seed.k == k) & (per_seed["count"] == n_targets)]
         std = float(full["mean"].std(ddof=1)) if len(full) > 1 else float("nan")
-        row["Avg"] = _fmt(float(full["mean"].mean()), std) if len(full) else "not run"
-        if "avg" in ref:
+        row[avg_name] = _fmt(float(full["mean"].mean()), std) if len(full) else "not run"
+        if "avg" in ref and same_as_paper:
             row["Avg paper"] = _fmt(*ref["avg"])
         out.append(row)
     return pd.DataFrame(out).sort_values(["K", "method"], kind="stable").fillna("-")  # "-": the paper has no such row
+
+
+def _median_s(values: pd.Series | None) -> str:
+    """Median seconds of the records that hold the field (records before version 2 lack predict_s)."""
+    values = values.dropna() if values is not None else None
+    return "-" if values is None or values.empty else str(round(float(values.median())))
 
 
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -81,6 +95,8 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
                 "cells": len(grp),
                 "wall s (median)": round(float(grp.wall_s.median())),
                 "wall s (max)": round(float(grp.wall_s.max())),
+                "fit s (median)": _median_s(grp.get("fit_s")),
+                "predict s (median)": _median_s(grp.get("predict_s")),
                 "peak RSS GB (max)": round(float(grp.peak_rss_mb.max()) / 1024, 2),
                 "threads": ",".join(map(str, threads)) or "-",
             }
@@ -123,19 +139,35 @@ def _encoder_section(rows: pd.DataFrame) -> str:
     )
 
 
-def _denoiser_section(suite: Suite, results_dir: Path) -> str:
-    table = denoiser_table(results_dir, suite.name, suite.include)
+def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
+    if not suite.pairs:
+        return ""
+    table, notes = declared_table(rows, suite.pairs)
     if table.empty:
         return ""
     return (
-        "\n## Denoiser (traced episodes)\n\n"
-        f"Over the query tokens of the first {suite.trace_episodes} test episodes of each traced cell: the gate's "
-        "mean beta (weight of the text+image view) on gold-entity tokens and on the others, and the share of "
-        "tokens whose predicted tag changes when the trained model runs without image text (E_f = E_t) or with "
-        "the gate fixed at 0.5; per seed, then mean ± std over seeds. Rows with a fixed gate are left out.\n\n"
-        + tabulate(table, headers="keys", tablefmt="github", showindex=False)
-        + "\n"
+        "\n## Declared pairs\n\n"
+        "Per seed, row A's F1 minus row B's on the same test episodes (the suite declares each pair: one method "
+        "differing in one axis); mean ± std over the seeds both ran, the seeds where A is ahead, a 95% interval from a "
+        "paired bootstrap over episodes, and the paper's difference of means where it has both rows.\n\n"
+        + _differences(table, notes)
     )
+
+
+def _method_sections(suite: Suite, rows: pd.DataFrame, results_dir: Path, reports_dir: Path) -> str:
+    """Sections that methods contribute through ``FewShotMethod.report_sections`` (MFNER: denoiser, cases)."""
+    if rows.empty:
+        return ""
+    traces = suite_traces(results_dir, suite.name, suite.include)
+    out = []
+    for method in sorted(set(rows.method)):
+        if method not in METHODS:
+            continue
+        labels = set(rows.label[rows.method == method])
+        mine = [(p, f) for p, f in traces if not f.empty and f.label.iloc[0] in labels]
+        context = ReportContext(suite.name, suite.trace_episodes, mine, reports_dir / "figures")
+        out += [f"\n## {title}\n\n{body}" for title, body in METHODS.get(method).report_sections(context)]
+    return "".join(out)
 
 
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path | None = None) -> Path:
@@ -149,20 +181,17 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         tabulate(table, headers="keys", tablefmt="github", showindex=False) if not table.empty else "(no results yet)"
     )
     n = len(rows)
-    paired = _paired_section(suite, rows)
-    figures = write_case_figures(results_dir, suite.name, reports_dir)
-    fig_md = "".join(f"\n![{f.stem}](figures/{f.name})\n" for f in figures)
+    paired = _paired_section(suite, rows) + _declared_section(suite, rows)
     write_text_atomic(
         path,
         f"# Suite `{suite.name}`\n\n{suite.description}\n\n"
         f"Entity F1 (seqeval strict IOB2) per episode, averaged over a target's episodes; mean ± sample std "
-        f"over seeds (n = seeds that ran). Avg: per seed, the mean over the targets (a row missing one of the table's targets has none); 'not run' where a target "
+        f"over seeds (n = seeds that ran). Avg: per seed, the mean over the targets that ran (a row missing one of them has none); it is named by its targets unless they are the paper's three (T17, T15, SNAP), and only then does the paper's Avg stand beside it; 'not run' where a target "
         f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6.\n\n"
         f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + paired
         + _encoder_section(rows)
-        + _denoiser_section(suite, results_dir)
         + (
             "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "
             "process's peak resident memory, as the records give them; 'threads': torch's thread counts.\n\n"
@@ -171,12 +200,6 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
             if not rows.empty
             else ""
         )
-        + (
-            f"\n## Case studies (paper Fig. 7 and 8)\n\nFrom the traces beside the seed-0 records: the query sentence of the "
-            f"first traced episodes where the variants disagree most. 'no image text' and 'fixed denoiser' switch the trained "
-            f"model's denoiser at inference (E_f = E_t; alpha = beta = 0.5).\n{fig_md}"
-            if figures
-            else ""
-        ),
+        + _method_sections(suite, rows, results_dir, reports_dir),
     )
     return path

@@ -1,11 +1,16 @@
-"""Running a suite's cells: leave-one-out, resumable, one record per finished cell."""
+"""Running a suite's cells: leave-one-out, resumable, one record per finished cell.
+
+Before any cell runs, the whole selection is checked: options that match nothing, the device,
+the encoder, and that every selected (target, K) can give its test episodes. Skip lines are
+printed first, not after a run that may last hours.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,13 +20,23 @@ import torch
 from tqdm.auto import tqdm
 
 import baselines  # noqa: F401 - registers the baselines
-import mfner.train  # noqa: F401 - registers MFNER
-from bench.records import RESULTS_DIR, claim_holder, claimed, peak_rss_mb, provenance, record_path, write_record
+import mfner.method  # noqa: F401 - registers MFNER
+from bench.records import (
+    RESULTS_DIR,
+    claim_holder,
+    claimed,
+    peak_rss_mb,
+    provenance,
+    read_record,
+    record_path,
+    write_record,
+)
 from bench.suites import Cell, Suite, with_options
-from mfner.datasets import Domain, available_domains
-from mfner.episodes import cached_episodes
-from mfner.method import METHODS, RunContext, SourceTask
-from mfner.metrics import encode_tags, episode_f1, mean_over_episodes
+from fewshot_ner.datasets import Domain, available_domains
+from fewshot_ner.encoder import check_encoder
+from fewshot_ner.episodes import EpisodeError, cached_episodes
+from fewshot_ner.method import METHODS, RunContext, SourceTask
+from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes
 
 DEFAULT_ENCODER = "minilm"
 
@@ -48,6 +63,14 @@ class RunOptions:
     progress: bool = True
     command: list[str] | None = None
     log: list[str] = field(default_factory=list)
+    say: Callable[[str], None] | None = None  # where log lines go as they happen (the CLI prints them)
+
+    def note(self, line: str) -> None:
+        if line in self.log:
+            return
+        self.log.append(line)
+        if self.say is not None:
+            self.say(line)
 
 
 def row_label(label: str, encoder: str) -> str:
@@ -55,18 +78,34 @@ def row_label(label: str, encoder: str) -> str:
     return label if encoder == DEFAULT_ENCODER else f"{label}@{Path(encoder).name}"
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this machine doesn't have, before any cell runs."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a torch device; use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {device}: this machine has no CUDA device (torch {torch.__version__}); use --device cpu"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device!r}: only cpu and cuda are supported")
+
+
 def run_cell(
     cell: Cell, suite: Suite, target: Domain, sources: list[Domain], opts: RunOptions
 ) -> tuple[dict, list[dict]]:
     """Fit the method on the sources, predict every test episode of the target, score it.
 
-    Returns the record and, for methods that trace (MFNER), per-token traces of the first
-    ``suite.trace_episodes`` test episodes for the case-study figures.
+    The method sees each test episode as a ``TestEpisode`` (query without gold tags); scoring
+    happens here. Returns the record and the method's per-token traces (if it traces) of the first
+    ``suite.trace_episodes`` test episodes, with the gold tag added by the harness.
     """
     t0 = time.perf_counter()
     test_set = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
     limit = opts.eval_episodes or suite.eval_episodes
     episodes = test_set.materialize(target, limit)
+    asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
     seed_everything(cell.seed)
     ctx = RunContext(seed=cell.seed, device=opts.device, encoder=opts.encoder, progress=opts.progress)
     method = METHODS.get(cell.spec.method)(ctx, **cell.spec.options)
@@ -74,29 +113,34 @@ def run_cell(
     tasks = [SourceTask(d, train_sets[d.name].materialize(d, suite.train_episodes)) for d in sources]
     method.fit(tasks)
     fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
     method.prepare(target)
-    f1s = []
-    predictions = []  # per episode, per query sentence: encode_tags of the predicted tags
+    f1s, predictions = [], []  # predictions: per episode, per query sentence, encode_tags of the tags
     desc = f"{cell.spec.label} {target.spec.short} {cell.k}-shot s{cell.seed}"
     for ep in tqdm(episodes, desc=desc, disable=not opts.progress, unit="ep", leave=False):
-        pred = method.predict(ep)
+        pred = method.predict(ep.for_prediction())
         f1s.append(episode_f1([s.tags for s in ep.query], pred))
         predictions.append([encode_tags(p, ep.labels) for p in pred])
+    predict_s = time.perf_counter() - t1
     traces = []
-    if hasattr(method, "trace"):
-        for ep in episodes[: suite.trace_episodes]:
-            traces += [{"episode": ep.index} | row for row in method.trace(ep)]
+    for ep in episodes[: suite.trace_episodes]:
+        for row in method.trace(ep.for_prediction()):
+            gold = ep.query[row["sentence"]].tags[row["word"]]
+            traces.append({"episode": ep.index, "gold": gold} | row)
     record = {
         "suite": suite.name,
         "label": row_label(cell.spec.label, opts.encoder),
         "method": cell.spec.method,
         "options": cell.spec.options,
         "config": method.config(),
+        "input": method.input,
+        "encoder": opts.encoder,
         "target": target.name,
         "sources": [d.name for d in sources],
         "k": cell.k,
         "seed": cell.seed,
         "n_episodes": len(f1s),
+        "n_episodes_asked": limit,
         "f1": mean_over_episodes(f1s),
         "f1_per_episode": f1s,
         "predictions": predictions,
@@ -105,23 +149,53 @@ def run_cell(
         "train_episodes_used": {t.domain.name: len(t.episodes) for t in tasks},
         "data_sha256": {d.name: d.data_hash for d in [target, *sources]},
         "device": opts.device,
-        "encoder": opts.encoder,
         "fit_s": round(fit_s, 3),
+        "predict_s": round(predict_s, 3),
         "wall_s": round(time.perf_counter() - t0, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "fit_report": method.fit_report(),
     }
+    if limit and asked < limit:
+        record["warning"] = f"{target.name} gives {asked} test episodes at K={cell.k}, fewer than the {limit} asked"
     return record, traces
 
 
+def _no_match(option: str, given: object, choices: object) -> ValueError:
+    return ValueError(f"{option} {given} matches nothing in this suite; choices: {choices}")
+
+
+def _check_selection(suite: Suite, opts: RunOptions, targets: tuple[str, ...]) -> None:
+    """Every selection option must match something: a typo fails naming the option and the choices."""
+    labels = {s.label for s in suite.methods} | {s.method for s in suite.methods}
+    for m in opts.only_methods:
+        if m not in labels and not any(m == with_options(s, opts.overrides).label for s in suite.methods):
+            raise _no_match("--method", repr(m), ", ".join(sorted(labels)))
+    for t in opts.only_targets:
+        if t not in targets:
+            raise _no_match("--target", repr(t), ", ".join(targets) or "none loadable")
+    for k in opts.shots or ():
+        if k not in suite.shots:
+            raise _no_match("--k", k, ", ".join(map(str, suite.shots)))
+    for s in opts.seeds or ():
+        if s not in suite.seeds:
+            raise _no_match("--seeds", s, ", ".join(map(str, suite.seeds)))
+    if opts.eval_episodes is not None and opts.eval_episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {opts.eval_episodes}")
+
+
 def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Cell, Path]], list[tuple[Cell, Path]]]:
-    """The suite's domains that can load, and its selected cells split into (todo, done)."""
+    """The suite's domains that can load, and its selected cells split into (todo, done).
+
+    A record counts as done only if it reads as JSON and was trained on the same source domains;
+    an unreadable one is moved aside (``.corrupt``) and said.
+    """
     if suite.kind != "fewshot":
         raise ValueError(f"suite {suite.name!r} is a {suite.kind} suite")
     domains, skipped = available_domains(list(suite.domains), opts.snap_dir)
     for name, why in skipped.items():
-        opts.log.append(f"skip domain {name}: {why}")
+        opts.note(f"skip domain {name}: {why}")
     names = [d.name for d in domains]
+    _check_selection(suite, opts, tuple(names))
     targets = tuple(n for n in names if not opts.only_targets or n in opts.only_targets)
     seeds = opts.seeds or suite.seeds
     shots = opts.shots or suite.shots
@@ -137,18 +211,55 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
         if cell.seed not in seeds or cell.k not in shots:
             continue
         if cell.spec.method not in METHODS:
-            msg = f"skip {cell.spec.label}: method {cell.spec.method!r} is not implemented yet"
-            if msg not in opts.log:
-                opts.log.append(msg)
+            opts.note(f"skip {cell.spec.label}: method {cell.spec.method!r} is not implemented yet")
             continue
-        if opts.overrides and cell.spec.label not in checked:
+        if cell.spec.label not in checked:
             METHODS.get(cell.spec.method).check_options(cell.spec.options)  # a bad option fails before any fit
             checked.add(cell.spec.label)
-        path = record_path(
-            opts.results_dir, suite.name, row_label(cell.spec.label, opts.encoder), cell.target, cell.k, cell.seed
-        )
-        (done if path.exists() and not opts.force else todo).append((cell, path))
+        sources = [n for n in names if n != cell.target]
+        label = row_label(cell.spec.label, opts.encoder)
+        path = record_path(opts.results_dir, suite.name, label, cell.target, cell.k, cell.seed, sources)
+        (done if _is_done(path, sources, opts) and not opts.force else todo).append((cell, path))
+    if not todo and not done:
+        raise ValueError(f"the selection holds no cell of suite {suite.name!r} that can run here (see the skip lines)")
     return domains, todo, done
+
+
+def _is_done(path: Path, sources: list[str], opts: RunOptions) -> bool:
+    if not path.exists():
+        return False
+    record = read_record(path, on_corrupt=opts.note)
+    if record is None:
+        return False
+    if sorted(record.get("sources") or []) != sorted(sources):
+        opts.note(
+            f"{path.name}: its record was trained on {record.get('sources')}, not {sources}: not done "
+            f"(the leave-one-out protocol differs; move it or use another --results-dir)"
+        )
+        return False
+    return True
+
+
+def _check_episodes(todo: list[tuple[Cell, Path]], suite: Suite, by_name: dict[str, Domain], opts: RunOptions) -> None:
+    """Every selected (target, K, seed) can give its test episodes and every source its training ones."""
+    seen: set[tuple[str, int, int]] = set()
+    limit = opts.eval_episodes or suite.eval_episodes
+    for cell, _ in todo:
+        if (cell.target, cell.k, cell.seed) in seen:
+            continue
+        seen.add((cell.target, cell.k, cell.seed))
+        try:
+            test = cached_episodes(by_name[cell.target], cell.k, cell.seed, suite.max_episodes, "test")
+            for name, d in by_name.items():
+                if name != cell.target:
+                    cached_episodes(d, cell.k, cell.seed, None, "train")
+        except EpisodeError as err:
+            raise ValueError(f"{cell.target} K={cell.k} seed={cell.seed}: {err}") from None
+        if limit and len(test.episodes) < limit:
+            opts.note(
+                f"warning: {cell.target} gives {len(test.episodes)} test episodes at K={cell.k} (seed {cell.seed}), "
+                f"fewer than the {limit} asked; its records will say so"
+            )
 
 
 def _wall_s(record: Path) -> float | None:
@@ -172,6 +283,8 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
     same row, target and K (``None`` when there is none yet); ``left_s`` subtracts a running
     cell's elapsed time from it.
     """
+    import datetime as dt
+
     _, todo, done = _select(suite, opts)
     rows = []
     now = dt.datetime.now(dt.timezone.utc)
@@ -202,18 +315,23 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
     """Run every missing cell of ``suite``; return the record paths written or found."""
     if opts.eval_episodes and opts.results_dir.resolve() == RESULTS_DIR.resolve():
         raise ValueError("--episodes gives partial results: write them elsewhere with --results-dir DIR")
+    check_device(opts.device)
     domains, todo, done = _select(suite, opts)
+    if todo:
+        check_encoder(opts.encoder)
     by_name = {d.name: d for d in domains}
+    _check_episodes(todo, suite, by_name, opts)
     if done:
-        opts.log.append(f"{len(done)} cell(s) already have results (use --force to redo)")
+        opts.note(f"{len(done)} cell(s) already have results (use --force to redo)")
     written = [p for _, p in done]
     meta = provenance(opts.command)
     for cell, path in tqdm(todo, desc=f"suite {suite.name}", disable=not opts.progress, unit="cell"):
         with claimed(path) as mine:
             if not mine:
-                opts.log.append(f"skip {path.name} of {cell.spec.label}: another worker is running it")
+                opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
                 continue
-            if path.exists() and not opts.force:  # another worker finished it since the listing
+            sources = [d.name for d in domains if d.name != cell.target]
+            if _is_done(path, sources, opts) and not opts.force:  # another worker finished it since the listing
                 written.append(path)
                 continue
             written.append(_run_and_write(cell, suite, path, domains, by_name[cell.target], opts, meta))
@@ -232,6 +350,8 @@ def _run_and_write(
         trace = {"label": label, "target": cell.target, "k": cell.k, "seed": cell.seed, "rows": traces}
         write_record(path.with_suffix(".trace.json"), trace)
     write_record(path, record | meta)
+    if "warning" in record:
+        tqdm.write(f"warning: {record['warning']}")
     tqdm.write(
         f"{label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} "
         f"over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)"

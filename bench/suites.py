@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mfner.registry import Registry
+from fewshot_ner.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class Suite:
     trace_episodes: int = 2  # test episodes traced per cell by methods that trace (case studies)
     include: tuple[tuple[str, str], ...] = ()  # (suite, label) rows whose records the report shows too
     reference: str | None = None  # the row that the report compares every variant against, paired by seed
+    pairs: tuple[tuple[str, str], ...] = ()  # (row A, row B) the report compares, A − B paired by seed
 
     def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
         for spec in self.methods:
@@ -103,7 +104,7 @@ SUITES.add(
             "(alpha = beta = 0.5), beside the full model from table3; plus the frozen-encoder profile."
         ),
         methods=(
-            MethodSpec("MFNER text only", "mfner", {"image_text": False}),
+            MethodSpec("MFNER text only", "mfner", {"input": "text"}),
             MethodSpec("MFNER fixed denoiser", "mfner", {"denoiser": "fixed"}),
             MethodSpec("MFNER frozen", "mfner", {"profile": "frozen"}),
         ),

@@ -1,3 +1,1 @@
-"""MFNER: few-shot multimodal NER harness (data, episodes, encoder, CRF, metrics, the model)."""
-
-__version__ = "0.1.0"
+"""MFNER, the paper's model: denoiser, L-TapNet head, the model, and the method (``fewshot_ner.method``)."""

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mfner import crf
-from mfner.cdt import CDT
-from mfner.data import Sentence
+from fewshot_ner import crf
+from fewshot_ner.cdt import CDT
+from fewshot_ner.data import QuerySentence, Sentence
+from fewshot_ner.episodes import Episode, TestEpisode
+from fewshot_ner.features import FrozenFeatures, LiveFeatures, Padded
+from fewshot_ner.labels import label_ids, label_name, tag_tensor
+from fewshot_ner.prototypes import Similarity
 from mfner.denoiser import Denoiser, DenoiserMode
-from mfner.episodes import Episode
-from mfner.features import FrozenFeatures, LiveFeatures, Padded
-from mfner.prototypes import Similarity, label_ids
-from mfner.tapnet import LTapNet, label_name
+from mfner.tapnet import LTapNet
 
 
 @dataclass
@@ -51,7 +52,9 @@ class MFNERModel(nn.Module):
     def clear_label_cache(self) -> None:
         self._frozen_names.clear()
 
-    def fused(self, sentences: list[Sentence], mode: DenoiserMode | None = None) -> tuple[Padded, Tensor]:
+    def fused(
+        self, sentences: list[Sentence | QuerySentence], mode: DenoiserMode | None = None
+    ) -> tuple[Padded, Tensor]:
         """E_f ``(B, W, H)`` with its mask, and the denoiser weights ``(B, W, 2)``."""
         mode = mode or self.denoiser.mode
         text = self.features(sentences, "text")
@@ -80,7 +83,7 @@ class MFNERModel(nn.Module):
             self._frozen_names[labels] = out.detach()
         return out
 
-    def forward(self, episode: Episode, mode: DenoiserMode | None = None) -> EpisodeOutput:
+    def forward(self, episode: Episode | TestEpisode, mode: DenoiserMode | None = None) -> EpisodeOutput:
         labels = episode.labels
         support, _ = self.fused(list(episode.support), mode)
         query, weights = self.fused(list(episode.query), mode)
@@ -96,13 +99,13 @@ class MFNERModel(nn.Module):
     def loss(self, episode: Episode) -> Tensor:
         """CRF negative log-likelihood of the query's gold tags, mean over query sentences."""
         out = self.forward(episode)
-        tags = torch.zeros(out.mask.shape, dtype=torch.long, device=out.mask.device)
-        for b, sent in enumerate(episode.query):
-            tags[b, : len(sent.tags)] = torch.tensor(label_ids(sent.tags, episode.labels))
+        tags = tag_tensor([s.tags for s in episode.query], episode.labels, out.mask.size(1)).to(out.mask.device)
         return crf.nll(out.emissions, out.mask, tags, out.transitions, out.start, out.end, reduction="mean")
 
     @torch.no_grad()
-    def decode(self, episode: Episode, mode: DenoiserMode | None = None) -> tuple[list[list[str]], EpisodeOutput]:
+    def decode(
+        self, episode: Episode | TestEpisode, mode: DenoiserMode | None = None
+    ) -> tuple[list[list[str]], EpisodeOutput]:
         """Viterbi tags for each query sentence, and the forward pass they came from."""
         out = self.forward(episode, mode)
         paths, _ = crf.viterbi(out.emissions, out.mask, out.transitions, out.start, out.end)

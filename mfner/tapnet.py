@@ -6,17 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mfner.prototypes import Similarity, prototypes, similarity
-
-TYPE_NAMES = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous", "OTHER": "other"}
-
-
-def label_name(label: str) -> str:
-    """The words the encoder reads for a label: "ordinary", "begin person", "inner location"."""
-    if label == "O":
-        return "ordinary"
-    prefix, _, etype = label.partition("-")
-    return f"{'begin' if prefix == 'B' else 'inner'} {TYPE_NAMES.get(etype, etype.lower())}"
+from fewshot_ner.prototypes import Similarity, prototypes, similarity
 
 
 def null_space(errors: Tensor, tol: float = 1e-6) -> Tensor:

@@ -12,16 +12,17 @@ import time
 
 import torch
 
-from mfner.datasets import load_domain
-from mfner.episodes import cached_episodes
-from mfner.method import RunContext
-from mfner.train import MFNER, densify_grads
+from fewshot_ner.datasets import load_domain
+from fewshot_ner.episodes import cached_episodes
+from fewshot_ner.method import RunContext
+from fewshot_ner.trainer import densify_grads
+from mfner.method import MFNER
 
 
 def fit_seconds(domain, episodes, sparse: bool) -> tuple[float, torch.Tensor]:
     torch.manual_seed(0)
     method = MFNER(RunContext(seed=0, progress=False), sparse_embedding_grad=sparse)
-    opt = method._optimizer()
+    opt = torch.optim.Adam(method._param_groups())
     params = [p for g in opt.param_groups for p in g["params"]]
     method.model.features.add_domain(domain)
     method.model.train()

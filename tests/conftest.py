@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mfner.data import Sentence
-from mfner.datasets import load_domain
+from fewshot_ner.data import Sentence
+from fewshot_ner.datasets import load_domain
 
 
 @pytest.fixture(autouse=True)

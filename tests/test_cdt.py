@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mfner.cdt import CDT, FROM, TO, abstract_cell
-from mfner.episodes import bio_labels
+from fewshot_ner.cdt import CDT, FROM, TO, abstract_cell
+from fewshot_ner.labels import bio_labels
 
 # SPEC 4.5, verbatim: concrete transition -> abstract [from, to] cell.
 SPEC_TABLE = {

@@ -5,8 +5,8 @@ import itertools
 import pytest
 import torch
 
-from mfner import crf, crf_numba
-from mfner.crf import LinearChainCRF, check_inputs, gold_score, log_partition, marginals, nll, viterbi
+from fewshot_ner import crf, crf_numba
+from fewshot_ner.crf import LinearChainCRF, check_inputs, gold_score, log_partition, marginals, nll, viterbi
 
 IMPLS = ["reference"] + (["numba"] if crf_numba.available() else [])
 
@@ -233,8 +233,8 @@ def test_numba_serial_and_parallel_kernels_agree_exactly():
 def test_parallel_numba_kernels_leave_torchs_thread_count_alone():
     import torch
 
-    from mfner import crf_numba
-    from mfner.crf import log_partition
+    from fewshot_ner import crf_numba
+    from fewshot_ner.crf import log_partition
 
     if not crf_numba.available():
         pytest.skip("numba is not installed")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHECK = r"""
 import json, sys, torch
-from mfner import crf
+from fewshot_ner import crf
 from tests.test_crf import random_batch
 device = sys.argv[1]
 out = []
@@ -79,8 +79,8 @@ def test_gradients_match_reference(results):
 
 
 def test_triton_is_not_chosen_on_cpu_without_the_interpreter():
-    from mfner import crf
+    from fewshot_ner import crf
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    assert crf._backend(torch.zeros(1, 1, 1), "auto").__name__ == "mfner.crf_numba"
+    assert crf._backend(torch.zeros(1, 1, 1), "auto").__name__ == "fewshot_ner.crf_numba"

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from mfner.data import DataFormatError, LoadReport, read_conll, read_image_text, repair_tags
-from mfner.datasets import DATASETS, file_sha256, load_domain
+from fewshot_ner.data import DataFormatError, LoadReport, read_conll, read_image_text, repair_tags
+from fewshot_ner.datasets import DATASETS, file_sha256, load_domain
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "train.txt") -> Path:
@@ -99,7 +99,7 @@ def test_domain_with_missing_captions_counts_them(tmp_path):
 
 
 def test_snap_without_folder_says_how_to_give_one(monkeypatch):
-    from mfner.datasets import DatasetUnavailable
+    from fewshot_ner.datasets import DatasetUnavailable
 
     monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
     with pytest.raises(DatasetUnavailable, match="--snap-dir"):

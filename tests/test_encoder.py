@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mfner.encoder import WordEncoder, cached_word_vectors
+from fewshot_ner.encoder import WordEncoder, cached_word_vectors
 from tests.conftest import make_sentence
 
 SENTS = [
@@ -87,7 +87,7 @@ def test_split_zip_assembles_into_a_loadable_model(tiny_model_dir, tmp_path):
     import io
     import zipfile
 
-    from mfner.encoder import assemble_split_zip
+    from fewshot_ner.encoder import assemble_split_zip
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -107,7 +107,7 @@ def test_split_zip_assembles_into_a_loadable_model(tiny_model_dir, tmp_path):
 def test_mpnet_without_its_packages_says_what_to_install(monkeypatch):
     from importlib import metadata
 
-    from mfner.encoder import resolve_encoder
+    from fewshot_ner.encoder import resolve_encoder
 
     def missing(name):
         raise metadata.PackageNotFoundError(name)

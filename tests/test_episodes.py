@@ -3,8 +3,9 @@ from dataclasses import replace
 
 import pytest
 
-from mfner.datasets import Domain
-from mfner.episodes import EpisodeError, EpisodeSet, bio_labels, cached_episodes, sample_episodes
+from fewshot_ner.datasets import Domain
+from fewshot_ner.episodes import EpisodeError, EpisodeSet, cached_episodes, sample_episodes
+from fewshot_ner.labels import bio_labels
 
 
 def type_counts(sentences, types):

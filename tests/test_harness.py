@@ -10,7 +10,7 @@ from bench.cli import main
 from bench.report import suite_table
 from bench.runner import RunOptions, run_suite
 from bench.suites import MethodSpec, Suite
-from mfner.datasets import DATASETS, DatasetSpec, load_domain
+from fewshot_ner.datasets import DATASETS, DatasetSpec, load_domain
 
 
 def _slice(src: Path, dst: Path, n_tweets: int) -> None:
@@ -63,7 +63,7 @@ def test_suite_runs_resumes_and_reports(suite, tiny_model_dir, tmp_path, monkeyp
     assert 0.0 <= rec["f1"] <= 100.0
     assert rec["sources"] and rec["target"] not in rec["sources"]
     assert len(rec["episodes_sha256"]) == 64 and rec["git"]["commit"] and rec["env"]["packages"]["torch"]
-    assert rec["config"] == {"view": "text", "similarity": "dot", "encoder": str(tiny_model_dir)}
+    assert rec["config"] == {"input": "text", "similarity": "dot", "encoder": str(tiny_model_dir)}
 
     # Resumable: a second run finds every cell done and rewrites nothing.
     stamp = paths[0].stat().st_mtime_ns
@@ -114,8 +114,8 @@ def test_domains_load_for_the_fixture(small_domains):
 
 
 def test_case_figure_from_a_trace(tmp_path):
-    from bench.figures import write_case_figures
     from bench.records import write_record
+    from mfner.figures import write_case_figures
 
     rows = [
         {
@@ -137,12 +137,14 @@ def test_case_figure_from_a_trace(tmp_path):
     ]
     cell = {"label": "MFNER", "target": "twitter2017", "k": 1, "seed": 0, "rows": rows}
     write_record(tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json", cell)
-    (figure,) = write_case_figures(tmp_path / "res", "s", tmp_path / "rep")
+    from bench.traces import load_traces
+
+    (figure,) = write_case_figures(load_traces(tmp_path / "res", "s"), "s", tmp_path / "rep" / "figures")
     assert figure.name == "case-s-MFNER-twitter2017-k1-s0.png" and figure.stat().st_size > 5000
     other = tmp_path / "rep" / "figures" / "case-other-MFNER-twitter2017-k1-s0.png"
     other.write_bytes(b"another suite's")
     (tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json").unlink()  # the cell is redone later
-    assert write_case_figures(tmp_path / "res", "s", tmp_path / "rep") == []
+    assert write_case_figures(load_traces(tmp_path / "res", "s"), "s", tmp_path / "rep" / "figures") == []
     assert not figure.exists() and other.exists()  # a stale figure goes; other suites' stay
 
 
@@ -379,7 +381,7 @@ def test_git_state_names_changed_files_and_ignores_outputs(tmp_path, monkeypatch
         (tmp_path / name).write_text("a\n")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
-    monkeypatch.setattr(records, "ROOT", tmp_path)
+    monkeypatch.setattr(records, "CODE_ROOT", tmp_path)
     assert records.git_state()["dirty"] is False
     (tmp_path / "reports/t.md").write_text("b\n")  # a run rewrote a report: the code is as committed
     state = records.git_state()
@@ -394,7 +396,7 @@ def test_case_figure_draws_emoji_as_a_placeholder(tmp_path):
 
     import pandas as pd
 
-    from bench.figures import MISSING_GLYPH, draw_case, drawable
+    from mfner.figures import MISSING_GLYPH, draw_case, drawable
 
     assert drawable("Hi \N{THUMBS UP SIGN} Zürich") == f"Hi {MISSING_GLYPH} Zürich"
     sentence = pd.DataFrame(
@@ -419,7 +421,8 @@ def test_denoiser_table_against_hand_counts(suite, tmp_path):
 
     from bench.records import write_record
     from bench.report import write_report
-    from bench.traces import denoiser_table
+    from bench.traces import suite_traces
+    from mfner.report_hook import denoiser_table
 
     def trace(label, seed, toks):
         rows = [
@@ -430,11 +433,14 @@ def test_denoiser_table_against_hand_counts(suite, tmp_path):
         cell = {"label": label, "target": "twitter2017", "k": 1, "seed": seed, "rows": rows}
         folder = label.replace(" ", "_")
         write_record(tmp_path / "s" / folder / f"twitter2017-k1-s{seed}.trace.json", cell)
+        record = {"label": label, "method": "mfner", "target": "twitter2017", "k": 1, "seed": seed, "f1": 1.0,
+                  "f1_per_episode": [1.0], "wall_s": 1.0, "peak_rss_mb": 1.0, "sources": ["twitter2015"]}  # fmt: skip
+        write_record(tmp_path / "s" / folder / f"twitter2017-k1-s{seed}.json", record)
 
     trace("MFNER", 0, [("B-PER", "B-PER", "O", "B-PER", 0.2), ("O", "O", "O", "B-LOC", 0.6), ("O", "O", "O", "O", 1.0)])
     trace("MFNER", 1, [("B-PER", "O", "O", "O", 0.4), ("I-PER", "O", "O", "O", 0.8), ("O", "O", "B-LOC", "O", 0.5)])
     trace("MFNER fixed", 0, [("B-PER", "B-PER", "O", "B-PER", 0.5), ("O", "O", "O", "O", 0.5)])
-    table = denoiser_table(tmp_path, "s")
+    table = denoiser_table(suite_traces(tmp_path, "s"))
     assert table.method.tolist() == ["MFNER"]  # a constant gate is a setting, not a measurement
     (row,) = table.to_dict("records")
     # seed 0: entity beta 0.2, other 0.8, changed 1/3 and 1/3; seed 1: entity 0.6, other 0.5, 1/3 and 0
@@ -443,7 +449,7 @@ def test_denoiser_table_against_hand_counts(suite, tmp_path):
     assert row["beta, other tokens"] == f"0.65 ± {np.std([0.8, 0.5], ddof=1):.2f}"
     assert row["% changed, no image text"] == "33.33 ± 0.00"
     assert row["% changed, fixed gate"] == f"16.67 ± {np.std([100 / 3, 0], ddof=1):.2f}"
-    shown = denoiser_table(tmp_path, "another", include=(("s", "MFNER"), ("s", "MFNER fixed")))
+    shown = denoiser_table(suite_traces(tmp_path, "another", include=(("s", "MFNER"), ("s", "MFNER fixed"))))
     assert shown.to_dict("records") == [row]  # a suite shows the traces of the rows it includes
     text = write_report(replace(suite, name="s"), tmp_path, tmp_path / "reports").read_text()
     section = text.split("## Denoiser (traced episodes)")[1].split("##")[0]
@@ -461,7 +467,7 @@ def test_set_runs_a_row_of_its_own_equal_to_a_declared_peer(suite, tiny_model_di
     try:
         assert main(["run", "--suite", "mini", "--method", "proto-dot", "--set", "similarity=euclidean", *args]) == 0
         assert main(["run", "--suite", "mini", "--method", "proto-dot", "--set", "simlarity=dot", *args]) == 2
-        assert "has no option simlarity; known: view, similarity" in capsys.readouterr().err
+        assert "has no option simlarity; known: input, similarity" in capsys.readouterr().err
         check = ["check", "--suite", "mini", "--method", "proto-dot", "--set", "similarity=euclidean", *args]
         assert main(check) == 0  # the override rows are found and reproduced
         assert "proto-dot[similarity=euclidean]" in capsys.readouterr().out
@@ -489,13 +495,13 @@ def test_set_parses_values_as_json_else_text():
     for bad in ("passes", "=6", "two words=1"):
         with pytest.raises(argparse.ArgumentTypeError):
             _option(bad)
-    spec = with_options(MethodSpec("MFNER", "mfner", {"profile": "frozen"}), {"passes": 6, "image_text": False})
-    assert spec.label == "MFNER[passes=6,image_text=false]"
-    assert spec.options == {"profile": "frozen", "passes": 6, "image_text": False}
+    spec = with_options(MethodSpec("MFNER", "mfner", {"profile": "frozen"}), {"passes": 6, "input": "text"})
+    assert spec.label == "MFNER[passes=6,input=text]"
+    assert spec.options == {"profile": "frozen", "passes": 6, "input": "text"}
 
 
 def test_mfner_checks_its_options_before_a_run():
-    from mfner.train import MFNER
+    from mfner.method import MFNER
 
     MFNER.check_options({"passes": 6, "profile": "frozen"})
     with pytest.raises(ValueError, match="unknown MFNER options \\['pases'\\]"):
@@ -514,12 +520,13 @@ def test_avg_needs_every_target_of_the_table(tmp_path):
         record = {"label": label, "method": "mfner", "target": target, "k": 1, "seed": seed, "f1": f1}
         write_record(record_path(tmp_path, "s", label, target, 1, seed), record | {"f1_per_episode": [f1]})
     table = {r["method"]: r for r in suite_table(suite, tmp_path).to_dict("records")}
-    assert table["MFNER"]["Avg"] == f"55.00 ± {np.std([55.0, 55.0], ddof=1):.2f}"
-    assert table["big"]["Avg"] == "not run" and table["big"]["T15"] == "not run"  # T17 alone is no average
+    avg = "Avg (T17, T15)"  # not the paper's Avg over T17, T15 and SNAP: named by what it averages
+    assert table["MFNER"][avg] == f"55.00 ± {np.std([55.0, 55.0], ddof=1):.2f}" and "Avg paper" not in table["MFNER"]
+    assert table["big"][avg] == "not run" and table["big"]["T15"] == "not run"  # T17 alone is no average
 
 
 def test_a_method_with_the_base_constructor_takes_no_options():
-    from mfner.method import FewShotMethod, RunContext
+    from fewshot_ner.method import FewShotMethod, RunContext
 
     class Fixed(FewShotMethod):
         def predict(self, episode):

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from mfner.metrics import episode_f1, summarize
+from fewshot_ner.metrics import episode_f1, summarize
 
 
 def test_perfect_and_empty_predictions():

@@ -5,14 +5,15 @@ import random
 import pytest
 import torch
 
-from mfner.data import LoadReport, Sentence
-from mfner.datasets import DATASETS, DatasetSpec, Domain
+from fewshot_ner.data import LoadReport, Sentence
+from fewshot_ner.datasets import DATASETS, DatasetSpec, Domain
+from fewshot_ner.episodes import sample_episodes
+from fewshot_ner.labels import label_name
+from fewshot_ner.method import RunContext, SourceTask
+from fewshot_ner.metrics import episode_f1
 from mfner.denoiser import Denoiser
-from mfner.episodes import sample_episodes
-from mfner.method import RunContext, SourceTask
-from mfner.metrics import episode_f1
-from mfner.tapnet import LTapNet, label_name, null_space
-from mfner.train import MFNER, make_config
+from mfner.method import MFNER, make_config
+from mfner.tapnet import LTapNet, null_space
 
 
 def test_denoiser_weights_sum_to_one_and_follow_the_input():
@@ -39,7 +40,7 @@ def test_projection_is_the_null_space_of_the_error_vectors():
     names = torch.randn(5, 16)
     anchors, phi, present = head.anchors(support, ids, names)
     m = head.projection_matrix(phi, support, ids, present)
-    from mfner.prototypes import prototypes
+    from fewshot_ner.prototypes import prototypes
 
     errors = head.error_vectors(phi, prototypes(support, ids, 5)[0])
     assert m.shape == (16, 16 - 5)
@@ -65,7 +66,7 @@ def test_label_names_and_config_errors():
         "inner location",
         "begin other",
     ]
-    assert make_config(image_text=False).mode == "off" and make_config(denoiser="fixed").mode == "fixed"
+    assert make_config(input="text").mode == "off" and make_config(denoiser="fixed").mode == "fixed"
     with pytest.raises(ValueError, match="unknown MFNER profile"):
         make_config(profile="turbo")
     with pytest.raises(TypeError, match="unknown MFNER options"):
@@ -121,7 +122,7 @@ def test_image_text_wins_where_only_the_image_tells(contextual_model_dir, regist
     source = synthetic_domain("syn-src", 160, 1, text_tells=False, noisy_half=False)
     target = synthetic_domain("syn-tgt", 120, 2, text_tells=False, noisy_half=False)
     with_image, _ = train_and_score(contextual_model_dir, source, target)
-    text_only, _ = train_and_score(contextual_model_dir, source, target, image_text=False)
+    text_only, _ = train_and_score(contextual_model_dir, source, target, input="text")
     assert with_image > text_only + 20, (with_image, text_only)
 
 
@@ -138,9 +139,9 @@ def test_learned_denoiser_beats_fixed_and_distrusts_noise(contextual_model_dir, 
     noisy = torch.tensor([set(s.image_text.split()) <= set(NOISE) for s in sentences])
     assert beta[noisy].mean() < beta[~noisy].mean(), (beta[noisy].mean(), beta[~noisy].mean())
     ep = sample_episodes(target, 1, 0, 40).materialize(target)[0]
-    rows = method.trace(ep)
+    rows = method.trace(ep.for_prediction())
     assert len(rows) == sum(len(s.tokens) for s in ep.query)
-    assert {"gold", "pred", "pred_no_image", "pred_fixed_denoiser", "alpha", "beta"} <= set(rows[0])
+    assert {"sentence", "word", "pred", "pred_no_image", "pred_fixed_denoiser", "alpha", "beta"} <= set(rows[0])
 
 
 def test_meta_training_lowers_the_query_loss(tiny_model_dir, registered):
@@ -158,7 +159,7 @@ def test_same_seed_same_predictions(tiny_model_dir, registered):
 
 
 def test_plan_passes_meets_the_step_floor_with_whole_passes():
-    from mfner.train import plan_passes
+    from fewshot_ner.trainer import plan_passes
 
     for n, per_step, passes, floor in [(824, 4, 2, 200), (167, 4, 2, 200), (84, 4, 2, 200), (5, 4, 1, 0), (9, 4, 3, 7)]:
         got = plan_passes(n, per_step, passes, floor)
@@ -180,7 +181,7 @@ def test_fit_reports_the_passes_and_steps_it_made(tiny_model_dir, registered):
 
 
 def test_sparse_embedding_gradient_equals_the_dense_one(tiny_model_dir, registered):
-    from mfner.train import densify_grads
+    from fewshot_ner.trainer import densify_grads
 
     source = synthetic_domain("syn-sparse", 40, 8, text_tells=True, noisy_half=False)
     episode = sample_episodes(source, 1, 0, None, "train").materialize(source)[0]
@@ -188,7 +189,7 @@ def test_sparse_embedding_gradient_equals_the_dense_one(tiny_model_dir, register
     for sparse in (False, True):
         torch.manual_seed(0)
         method = MFNER(RunContext(encoder=str(tiny_model_dir), progress=False), sparse_embedding_grad=sparse)
-        opt = method._optimizer()
+        opt = torch.optim.Adam(method._param_groups())
         method.model.features.add_domain(source)
         method.model.train()
         method.model.loss(episode).backward()

@@ -1,6 +1,6 @@
 import pytest
 
-from mfner.registry import Registry
+from fewshot_ner.registry import Registry
 
 
 def test_register_get_and_list():

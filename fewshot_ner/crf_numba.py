@@ -6,7 +6,7 @@ one log-sum per step, with ``exp(transitions)`` computed once), so results match
 reference to rounding for any input range. Gradients come from a forward-backward pass in the
 same style, wrapped in a ``torch.autograd.Function``.
 
-Everything here is optional: without numba, ``available()`` is False and ``mfner.crf`` uses the
+Everything here is optional: without numba, ``available()`` is False and ``fewshot_ner.crf`` uses the
 reference loop.
 """
 

@@ -8,8 +8,8 @@ transition matrix (CDT) and a learned one (``LinearChainCRF``) share one impleme
 The dynamic program is written once per semiring: the log semiring gives the partition (and, by
 autograd, the marginals), the max semiring gives the Viterbi score and, with back-pointers kept
 on the device, the best path for the whole batch. ``impl="auto"`` picks the fastest checked path
-for the device: the Triton kernel on CUDA when Triton is present (``mfner.crf_triton``), the
-numba kernel on CPU when numba is present (``mfner.crf_numba``), the reference loop otherwise.
+for the device: the Triton kernel on CUDA when Triton is present (``fewshot_ner.crf_triton``), the
+numba kernel on CPU when numba is present (``fewshot_ner.crf_numba``), the reference loop otherwise.
 """
 
 from __future__ import annotations
@@ -75,16 +75,16 @@ def _backend(emissions: Tensor, impl: Impl):
         return None
     if impl == "auto":
         if emissions.device.type == "cuda":
-            from mfner import crf_triton as module
+            from fewshot_ner import crf_triton as module
         elif emissions.device.type == "cpu":
-            from mfner import crf_numba as module
+            from fewshot_ner import crf_numba as module
         else:
             return None
         return module if module.available() else None
     if impl == "numba":
-        from mfner import crf_numba as module
+        from fewshot_ner import crf_numba as module
     elif impl == "triton":
-        from mfner import crf_triton as module
+        from fewshot_ner import crf_triton as module
     else:
         raise ValueError(f"impl must be auto, reference, numba or triton, got {impl!r}")
     if not module.available():

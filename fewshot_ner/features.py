@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from mfner.data import Sentence
-from mfner.datasets import Domain
-from mfner.encoder import View, WordEncoder, cached_word_vectors
+from fewshot_ner.data import QuerySentence, Sentence
+from fewshot_ner.datasets import Domain
+from fewshot_ner.encoder import View, WordEncoder, cached_word_vectors
 
 
 @dataclass
@@ -27,7 +27,7 @@ class LiveFeatures:
     def __init__(self, encoder: WordEncoder) -> None:
         self.encoder = encoder
 
-    def __call__(self, sentences: list[Sentence], view: View) -> Padded:
+    def __call__(self, sentences: list[Sentence | QuerySentence], view: View) -> Padded:
         batch = self.encoder.tokenize(sentences, view).to(self.encoder.device)
         return Padded(self.encoder(batch), batch.word_mask)
 
@@ -50,7 +50,7 @@ class FrozenFeatures:
                 cached_word_vectors(self.encoder, list(domain.sentences), domain.data_hash, view, self.progress)
             )
 
-    def __call__(self, sentences: list[Sentence], view: View) -> Padded:
+    def __call__(self, sentences: list[Sentence | QuerySentence], view: View) -> Padded:
         try:
             rows = [self.table[view][s.key] for s in sentences]
         except KeyError as err:

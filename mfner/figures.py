@@ -14,8 +14,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-from bench.traces import load_traces  # noqa: E402
-
 ROWS = (
     ("gold", "gold"),
     ("pred", "MFNER"),
@@ -85,19 +83,17 @@ def draw_case(sentence: pd.DataFrame, title: str, path: Path) -> Path:
     return path
 
 
-def write_case_figures(results_dir: Path, suite: str, reports_dir: Path) -> list[Path]:
-    """One figure per traced cell of seed 0 (the others hold the same kind of picture)."""
+def write_case_figures(traces: list[tuple[Path, pd.DataFrame]], suite: str, figures_dir: Path) -> list[Path]:
+    """One figure per traced cell of seed 0 of ``suite`` (the others hold the same kind of picture)."""
     out = []
-    for path, frame in load_traces(results_dir, suite):
+    for path, frame in traces:
+        if path.parent.parent.name != suite:  # an included row's traces: drawn by its own suite's report
+            continue
         if frame.empty or not path.name.endswith("-s0.trace.json"):
             continue
         cell = path.name.removesuffix(".trace.json")
         title = f"{path.parent.name} {cell}: per-token tags and the denoiser's beta"
-        out.append(
-            draw_case(
-                pick_sentence(frame), title, reports_dir / "figures" / f"case-{suite}-{path.parent.name}-{cell}.png"
-            )
-        )
-    for stale in set((reports_dir / "figures").glob(f"case-{suite}-*.png")) - set(out):
+        out.append(draw_case(pick_sentence(frame), title, figures_dir / f"case-{suite}-{path.parent.name}-{cell}.png"))
+    for stale in set(figures_dir.glob(f"case-{suite}-*.png")) - set(out):
         stale.unlink()  # its trace is gone (a cell redone under a new config): the picture would mislead
     return out

@@ -10,14 +10,6 @@ from torch import Tensor
 Similarity = Literal["dot", "cosine", "euclidean"]
 
 
-def label_ids(tags: list[str] | tuple[str, ...], labels: tuple[str, ...]) -> list[int]:
-    index = {label: i for i, label in enumerate(labels)}
-    try:
-        return [index[t] for t in tags]
-    except KeyError as err:
-        raise ValueError(f"tag {err.args[0]!r} is not in the episode's labels {list(labels)}") from None
-
-
 def prototypes(vectors: Tensor, ids: Tensor, n_labels: int) -> tuple[Tensor, Tensor]:
     """Mean vector per label.
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from mfner.data import LoadReport, Sentence, attach_image_text, read_conll, read_image_text
-from mfner.registry import Registry
+from fewshot_ner.data import LoadReport, Sentence, attach_image_text, read_conll, read_image_text
+from fewshot_ner.registry import Registry
 
 #: The folder with the shipped data (``data/`` at the repository root).
 DATA_DIR = Path(os.environ.get("MFNER_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))

@@ -15,20 +15,16 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from mfner.data import Sentence
-from mfner.datasets import Domain
-from mfner.paths import cache_dir
+from fewshot_ner.data import QuerySentence, Sentence
+from fewshot_ner.datasets import Domain
+from fewshot_ner.labels import bio_labels
+from fewshot_ner.paths import cache_dir
 
 SCHEMA_VERSION = 2  # 2: sentence keys carry the domain
 
 
 class EpisodeError(ValueError):
     """The domain cannot provide the episodes asked for."""
-
-
-def bio_labels(types: tuple[str, ...]) -> tuple[str, ...]:
-    """The label list of an episode: ``O`` then ``B-x, I-x`` per type, in type order."""
-    return ("O",) + tuple(f"{p}-{t}" for t in types for p in ("B", "I"))
 
 
 @dataclass(frozen=True)
@@ -38,6 +34,26 @@ class Episode:
     index: int
     support: tuple[Sentence, ...]
     query: tuple[Sentence, ...]
+    types: tuple[str, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return bio_labels(self.types)
+
+    def for_prediction(self) -> TestEpisode:
+        """What ``predict`` receives: the support with its tags, the query without them."""
+        return TestEpisode(self.index, self.support, tuple(s.untagged() for s in self.query), self.types)
+
+
+@dataclass(frozen=True)
+class TestEpisode:
+    """A test episode as a method sees it: the support tagged, the query untagged."""
+
+    __test__ = False  # not a pytest class
+
+    index: int
+    support: tuple[Sentence, ...]
+    query: tuple[QuerySentence, ...]
     types: tuple[str, ...]
 
     @property

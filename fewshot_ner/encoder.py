@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mfner.data import Sentence
-from mfner.paths import cache_dir
-from mfner.registry import Registry
+from fewshot_ner.data import QuerySentence, Sentence
+from fewshot_ner.paths import cache_dir
+from fewshot_ner.registry import Registry
 
 View = Literal["text", "text+image"]
 VIEWS: tuple[View, ...] = ("text", "text+image")
@@ -94,6 +94,33 @@ def resolve_encoder(name_or_path: str) -> str:
     if name_or_path in ENCODERS:
         return ENCODERS.get(name_or_path)()
     return name_or_path
+
+
+def check_encoder(name_or_path: str) -> str:
+    """Resolve an encoder or fail in one line: nothing is downloaded, so an unknown name or a missing
+    folder is an error here, not a hub message deep in transformers."""
+    path = resolve_encoder(name_or_path)
+    if Path(path).is_dir():
+        if not (Path(path) / "config.json").is_file():
+            raise FileNotFoundError(f"encoder folder {path} has no config.json (not a transformers model folder)")
+        return path
+    looks_like_path = (
+        name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path and name_or_path.count("/") != 1
+    )
+    if looks_like_path:
+        raise FileNotFoundError(f"encoder folder {name_or_path} does not exist")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name_or_path, "config.json")
+    except Exception:  # noqa: BLE001 - any failure here means: not in the cache
+        cached = None
+    if not isinstance(cached, str):
+        raise FileNotFoundError(
+            f"encoder {name_or_path!r} is neither a registered name ({', '.join(ENCODERS)}), a local model folder, "
+            f"nor in the transformers cache (nothing is downloaded)"
+        )
+    return path
 
 
 @lru_cache(maxsize=16)
@@ -184,7 +211,7 @@ class WordEncoder(nn.Module):
             out.append(image[:keep])
         return out
 
-    def tokenize(self, sentences: list[Sentence], view: View) -> WordBatch:
+    def tokenize(self, sentences: list[Sentence | QuerySentence], view: View) -> WordBatch:
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
         texts = self._clean([list(s.tokens) for s in sentences])
@@ -219,7 +246,7 @@ class WordEncoder(nn.Module):
         return hidden.gather(1, index)
 
     def embed(
-        self, sentences: list[Sentence], view: View, batch_size: int = 64, progress: bool = False
+        self, sentences: list[Sentence | QuerySentence], view: View, batch_size: int = 64, progress: bool = False
     ) -> list[Tensor]:
         """Frozen word vectors, one ``(n_words, H)`` tensor per sentence, in input order."""
         from tqdm.auto import tqdm
@@ -248,7 +275,7 @@ def _memory() -> joblib.Memory:
 
 
 def _embed_uncached(
-    key: tuple, *, encoder: WordEncoder, sentences: list[Sentence], view: View, progress: bool = False
+    key: tuple, *, encoder: WordEncoder, sentences: list[Sentence | QuerySentence], view: View, progress: bool = False
 ) -> dict[str, np.ndarray]:
     """``key`` (version, model fingerprint, data hash, view, max length) is what joblib hashes."""
     vectors = encoder.embed(sentences, view, progress=progress)

@@ -42,6 +42,20 @@ class Sentence:
         """Entity types present (from the ``B-`` tags)."""
         return frozenset(t[2:] for t in self.tags if t.startswith("B-"))
 
+    def untagged(self) -> QuerySentence:
+        """This sentence as a method sees a test query: words and image text, no gold tags."""
+        return QuerySentence(self.key, self.tokens, self.image_id, self.image_text)
+
+
+@dataclass(frozen=True)
+class QuerySentence:
+    """A test query sentence as a method receives it: no ``tags`` attribute to read by mistake."""
+
+    key: str
+    tokens: tuple[str, ...]
+    image_id: str
+    image_text: str = ""
+
 
 @dataclass
 class LoadReport:

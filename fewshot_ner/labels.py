@@ -1,0 +1,42 @@
+"""Label utilities, in one place: an episode's label list, tag ids, tag tensors, label names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+#: The words the encoder reads for each entity type (label-enhanced heads, span typing).
+TYPE_NAMES = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous", "OTHER": "other"}
+
+
+def bio_labels(types: tuple[str, ...]) -> tuple[str, ...]:
+    """The label list of an episode: ``O`` then ``B-x, I-x`` per type, in type order."""
+    return ("O",) + tuple(f"{p}-{t}" for t in types for p in ("B", "I"))
+
+
+def label_ids(tags: Sequence[str], labels: tuple[str, ...]) -> list[int]:
+    """Each tag's index in ``labels``; a tag outside them is an error that names it."""
+    index = {label: i for i, label in enumerate(labels)}
+    try:
+        return [index[t] for t in tags]
+    except KeyError as err:
+        raise ValueError(f"tag {err.args[0]!r} is not in the episode's labels {list(labels)}") from None
+
+
+def tag_tensor(tag_seqs: Sequence[Sequence[str]], labels: tuple[str, ...], width: int | None = None) -> Tensor:
+    """Padded tag ids ``(B, W)`` (padding 0, i.e. ``O``; the mask says which positions count)."""
+    width = width if width is not None else max((len(t) for t in tag_seqs), default=0)
+    out = torch.zeros(len(tag_seqs), width, dtype=torch.long)  # (B, W)
+    for b, tags in enumerate(tag_seqs):
+        out[b, : len(tags)] = torch.tensor(label_ids(tags, labels), dtype=torch.long)
+    return out
+
+
+def label_name(label: str) -> str:
+    """The words the encoder reads for a label: "ordinary", "begin person", "inner location"."""
+    if label == "O":
+        return "ordinary"
+    prefix, _, etype = label.partition("-")
+    return f"{'begin' if prefix == 'B' else 'inner'} {TYPE_NAMES.get(etype, etype.lower())}"
