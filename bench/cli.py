@@ -70,15 +70,14 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import baselines  # noqa: F401
+    from bench.methods import METHODS
     from bench.suites import SUITES
     from fewshot_ner.datasets import DATASETS
     from fewshot_ner.encoder import ENCODERS
-    from fewshot_ner.method import METHODS
 
     print(
         tabulate(
-            [(n, (c.__doc__ or "").strip().splitlines()[0]) for n, c in METHODS.items()],
+            [(n, c.summary()) for n, c in METHODS.items()],
             headers=["method", "what"],
             tablefmt="simple",
         )

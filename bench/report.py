@@ -8,15 +8,14 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-import baselines  # noqa: F401 - registers the baselines (their report hooks)
-import mfner.method  # noqa: F401 - registers MFNER (its report hook)
 from bench import paper
+from bench.methods import METHODS
 from bench.paired import declared_table, encoder_table, paired_table
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
 from bench.traces import suite_traces
 from fewshot_ner.datasets import short_name
-from fewshot_ner.method import METHODS, ReportContext
+from fewshot_ner.method import ReportContext
 from fewshot_ner.metrics import summarize
 
 PAPER_AVG_TARGETS = ("twitter2017", "twitter2015", "snap")  # the paper's Avg is over these three
@@ -33,7 +32,7 @@ def suite_records(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame
     rows = load_records(results_dir, suite.name)
     for other, label in suite.include:
         rows = pd.concat([load_records(results_dir, other, label_folder(label)), rows], ignore_index=True)
-    return rows
+    return rows[rows.k.isin(suite.shots)].reset_index(drop=True) if not rows.empty else rows
 
 
 def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import baselines  # noqa: F401 - registers the baselines
-import mfner.method  # noqa: F401 - registers MFNER
+from bench.methods import METHODS
 from bench.records import (
     RESULTS_DIR,
     claim_holder,
@@ -35,7 +34,7 @@ from bench.suites import Cell, Suite, with_options
 from fewshot_ner.datasets import Domain, available_domains
 from fewshot_ner.encoder import check_encoder
 from fewshot_ner.episodes import EpisodeError, cached_episodes
-from fewshot_ner.method import METHODS, RunContext, SourceTask
+from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes
 
 DEFAULT_ENCODER = "minilm"

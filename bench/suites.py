@@ -90,7 +90,31 @@ SUITES.add(
             MethodSpec("BERT+CRF", "bert-crf"),
             MethodSpec("ITA", "ita"),
             MethodSpec("MFNER", "mfner"),
+            MethodSpec("lookup", "lookup"),
             MethodSpec("proto-frozen", "proto-frozen"),
+        ),
+    ),
+)
+
+SUITES.add(
+    "table6",
+    Suite(
+        name="table6",
+        description=(
+            "Paper Table 6: ProtoNet, WPZ and SpanNER reading the tweet [SEP] its image text, 1 shot, each "
+            "paired with its text-only row from table3 on the same episodes."
+        ),
+        methods=(
+            MethodSpec("ProtoNet text+image", "protonet", {"input": "text+image"}),
+            MethodSpec("WPZ text+image", "wpz", {"input": "text+image"}),
+            MethodSpec("SpanNER text+image", "spanner", {"input": "text+image"}),
+        ),
+        shots=(1,),
+        include=(("table3", "ProtoNet"), ("table3", "WPZ"), ("table3", "SpanNER")),
+        pairs=(
+            ("ProtoNet text+image", "ProtoNet"),
+            ("WPZ text+image", "WPZ"),
+            ("SpanNER text+image", "SpanNER"),
         ),
     ),
 )

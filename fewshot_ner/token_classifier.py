@@ -1,0 +1,156 @@
+"""Meta-trained token classifiers over the encoder's word vectors: what ProtoNet and WPZ share.
+
+A subclass gives only its ``scores`` (query words against the support, one score per label) and
+the small parameters that make them (a scale, a temperature). Everything else is here once: the
+encoder fine-tuned through the shared episodic trainer at MFNER's encoder learning rate and step
+budget, the input axis (``text`` or ``text+image``: the tweet's own words read from the tweet
+[SEP] image-text view, as MFNER's second view), token cross-entropy on each source episode's
+query, labels absent from the support masked, and per-token argmax at test time (no CRF).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fewshot_ner.datasets import Domain
+from fewshot_ner.encoder import WordEncoder
+from fewshot_ner.episodes import Episode, TestEpisode
+from fewshot_ner.features import LiveFeatures
+from fewshot_ner.labels import label_ids, tag_tensor
+from fewshot_ner.method import FewShotMethod, Input, RunContext, SourceTask, check_input
+from fewshot_ner.trainer import TrainerConfig, train_episodic
+
+ABSENT = -1e4  # score of a label the support lacks: finite, so a query word gold-tagged with it costs a bounded loss
+
+
+@dataclass(frozen=True)
+class TokenClassifierConfig:
+    """Options shared by the meta-trained token classifiers; stored with every result.
+
+    Defaults are MFNER's (encoder learning rate, passes, step floor, episodes per step, clipping),
+    so that a baseline row differs from MFNER's in its model, not in its training budget.
+    """
+
+    input: Input = "text"
+    encoder_lr: float = 5e-5
+    head_lr: float = 1e-2
+    passes: int = 2
+    min_steps: int = 200
+    episodes_per_step: int = 4
+    grad_clip_value: float = 5.0
+    max_train_episodes: int | None = None  # per source domain; None: all
+
+    @property
+    def trainer(self) -> TrainerConfig:
+        return TrainerConfig(self.passes, self.min_steps, self.episodes_per_step, self.grad_clip_value)
+
+
+class TokenClassifier(FewShotMethod):
+    """Base: a subclass implements ``scores`` and lists its own options in ``extra_options``."""
+
+    extra_options: dict[str, Any] = {}
+    shuffle_name: str = "token-classifier"
+
+    def __init__(self, ctx: RunContext, **options: Any) -> None:
+        super().__init__(ctx)
+        base, extra = self.split_options(options)
+        self.cfg = TokenClassifierConfig(**base)
+        self.extra = {**self.extra_options, **extra}
+        self._input = check_input(self.cfg.input)
+        self.encoder = WordEncoder(ctx.encoder).to(ctx.torch_device)
+        self.features = LiveFeatures(self.encoder)
+        self.head = self.build_head(**self.extra).to(ctx.torch_device)
+        self._report: dict[str, Any] = {}
+
+    @classmethod
+    def split_options(cls, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        fields = {f.name for f in dataclasses.fields(TokenClassifierConfig)}
+        unknown = set(options) - fields - set(cls.extra_options)
+        if unknown:
+            known = sorted(fields | set(cls.extra_options))
+            raise ValueError(
+                f"method {cls.__name__} has no option {', '.join(sorted(unknown))}; known: {', '.join(known)}"
+            )
+        return {k: v for k, v in options.items() if k in fields}, {k: v for k, v in options.items() if k not in fields}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        base, extra = cls.split_options(options)
+        check_input(TokenClassifierConfig(**base).input)
+        cls.check_extra({**cls.extra_options, **extra})
+
+    @classmethod
+    def check_extra(cls, extra: dict[str, Any]) -> None:  # noqa: B027 - subclasses with choices check them
+        """Raise ``ValueError`` on a bad value of a subclass option."""
+
+    @abstractmethod
+    def build_head(self, **extra: Any) -> nn.Module:
+        """The method's own parameters (a scale, a temperature), trained at ``head_lr``."""
+
+    @abstractmethod
+    def scores(self, query: Tensor, support: Tensor, support_ids: Tensor, n_labels: int) -> Tensor:
+        """Scores ``(Bq, W, C)`` of query words ``(Bq, W, H)`` given support words ``(N, H)`` with ids ``(N,)``."""
+
+    def config(self) -> dict[str, Any]:
+        return (
+            dataclasses.asdict(self.cfg)
+            | self.extra
+            | {"encoder": self.ctx.encoder, "encoder_fingerprint": self.encoder.fingerprint}
+        )
+
+    def fit_report(self) -> dict[str, Any]:
+        return self._report
+
+    def _emissions(self, episode: Episode | TestEpisode) -> tuple[Tensor, Tensor]:
+        """Masked scores ``(Bq, W, C)`` (absent labels at ``ABSENT``) and the query mask ``(Bq, W)``."""
+        labels = episode.labels
+        sup = self.features(list(episode.support), self.cfg.input)
+        qry = self.features(list(episode.query), self.cfg.input)
+        ids = torch.tensor(
+            [i for s in episode.support for i in label_ids(s.tags, labels)], device=sup.vectors.device
+        )  # (N,)
+        scores = self.scores(qry.vectors, sup.vectors[sup.mask], ids, len(labels))  # (Bq, W, C)
+        present = torch.bincount(ids, minlength=len(labels)) > 0  # (C,)
+        return scores.masked_fill(~present, ABSENT), qry.mask
+
+    def loss(self, episode: Episode) -> Tensor:
+        """Token cross-entropy of the query's gold tags, mean over query words."""
+        scores, mask = self._emissions(episode)
+        gold = tag_tensor([s.tags for s in episode.query], episode.labels, mask.size(1)).to(mask.device)  # (Bq, W)
+        return F.cross_entropy(scores[mask], gold[mask])
+
+    def fit(self, sources: list[SourceTask]) -> None:
+        t0 = time.perf_counter()
+        episodes = [ep for task in sources for ep in task.episodes[: self.cfg.max_train_episodes]]
+        groups = [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr}]
+        if self.cfg.encoder_lr > 0:
+            groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr})
+        else:
+            self.encoder.requires_grad_(False)
+        self.encoder.train(self.cfg.encoder_lr > 0)
+        self.head.train()
+        report = train_episodic(
+            self.loss, episodes, groups, self.cfg.trainer, f"{self.shuffle_name}:{self.ctx.seed}", self.ctx.progress
+        )
+        self.encoder.eval()
+        self.head.eval()
+        self._report = report | {"fit_s": round(time.perf_counter() - t0, 1)}
+
+    def prepare(self, target: Domain) -> None:
+        self.encoder.eval()
+        self.head.eval()
+
+    @torch.no_grad()
+    def predict(self, episode: TestEpisode) -> list[list[str]]:
+        scores, _ = self._emissions(episode)
+        best = scores.argmax(-1)  # (Bq, W)
+        labels = episode.labels
+        return [[labels[i] for i in row[: len(s.tokens)].tolist()] for row, s in zip(best, episode.query, strict=True)]

@@ -1,0 +1,99 @@
+"""ProtoNet, WPZ and lookup against hand computations and constructed cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from baselines.lookup import Lookup, entities, tag_by_lookup
+from baselines.protonet import ProtoNet
+from baselines.wpz import matching_scores
+from fewshot_ner.data import LoadReport, QuerySentence, Sentence
+from fewshot_ner.datasets import DatasetSpec, Domain
+from fewshot_ner.episodes import TestEpisode
+from fewshot_ner.method import RunContext, SourceTask
+from fewshot_ner.prototypes import prototypes, similarity
+
+
+def test_protonet_scores_by_hand():
+    # three support words: two O at (0, 0) and (2, 0), one B-PER at (0, 3); one query word at (1, 1)
+    support = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    ids = torch.tensor([0, 0, 1])
+    protos, present = prototypes(support, ids, 3)
+    assert protos.tolist() == [[1.0, 0.0], [0.0, 3.0], [0.0, 0.0]] and present.tolist() == [True, True, False]
+    q = torch.tensor([[1.0, 1.0]])
+    # -||q - (1,0)||^2 = -1; -||q - (0,3)||^2 = -(1 + 4) = -5
+    assert similarity(q, protos[:2], "euclidean").tolist() == [[-1.0, -5.0]]
+    assert similarity(q, protos[:2], "dot").tolist() == [[1.0, 3.0]]  # dot prefers the far, long prototype
+
+
+def test_wpz_disagrees_with_protonet_where_the_nearest_word_is_not_the_mean():
+    # O's support words are spread out (one near the query, one far off); PER's two sit together a
+    # bit further from the query than O's near word. The prototype of O is dragged away by the far
+    # word, so ProtoNet says PER; attention finds O's near word, so WPZ says O.
+    support = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.6, 0.8], [0.6, 0.8]])
+    ids = torch.tensor([0, 0, 1, 1])
+    query = torch.tensor([[0.95, 0.31]])
+    protos, _ = prototypes(support, ids, 2)
+    proto_choice = similarity(query, protos, "euclidean").argmax(-1).item()
+    wpz = matching_scores(query, support, ids, 2, torch.tensor(0.05))
+    assert proto_choice == 1 and wpz.argmax(-1).item() == 0
+    # the scores are log attention masses: they sum (in probability) to 1 over the labels
+    assert math.isclose(wpz.exp().sum().item(), 1.0, rel_tol=1e-5)
+
+
+def sent(key: str, text: str, tags: str) -> Sentence:
+    return Sentence(key, tuple(text.split()), tuple(tags.split()), key, "")
+
+
+def test_lookup_longest_match_case_and_support_override():
+    names = {("New", "York"): "LOC", ("New",): "ORG", ("york",): "PER"}
+    assert tag_by_lookup(("in", "New", "York", "now"), names, 2) == ["O", "B-LOC", "I-LOC", "O"]
+    assert tag_by_lookup(("New", "york"), names, 2) == ["B-ORG", "B-PER"]  # case-sensitive: no "New york"
+    source_sents = [
+        sent("s:0", "Paris is nice", "B-LOC O O"),
+        sent("s:1", "Paris Hilton came", "B-PER I-PER O"),
+        sent("s:2", "Paris again", "B-PER O"),
+        sent("s:3", "Paris again", "B-PER O"),
+        sent("s:4", "the Expo show", "O B-OTHER O"),
+    ]
+    spec = DatasetSpec(name="src", short="src", types=("PER", "LOC", "ORG", "OTHER"), caption_file=None)
+    source = Domain(spec, tuple(source_sents), {"train": LoadReport()}, "h")
+    method = Lookup(RunContext())
+    method.fit([SourceTask(source, [])])
+    support = (sent("t:0", "Paris rocks", "B-LOC O"),)  # the support says Paris is a place: it wins
+    query = (QuerySentence("t:1", ("Paris", "Hilton", "and", "Paris", "at", "Expo"), "t:1", ""),)
+    ep = TestEpisode(0, support, query, ("PER", "LOC", "MISC"))  # OTHER maps to the target's MISC
+    assert method.predict(ep) == [["B-PER", "I-PER", "O", "B-LOC", "O", "B-MISC"]]
+    ep_no_support = TestEpisode(0, (sent("t:2", "x", "O"),), query, ("PER", "LOC", "MISC"))
+    assert method.predict(ep_no_support)[0][3] == "B-PER"  # most frequent source type: PER 2, LOC 1
+
+
+def test_entities_are_strict_iob2_spans():
+    s = sent("k", "a b c d", "B-PER I-PER I-LOC B-LOC")
+    assert entities(s) == [(("a", "b"), "PER"), (("d",), "LOC")]
+
+
+def test_protonet_fits_its_own_support_after_meta_training(tiny_model_dir):
+    """Meta-trained on a tiny source, ProtoNet tags the support it was given with F1 1.0."""
+    from fewshot_ner.episodes import sample_episodes
+    from fewshot_ner.metrics import episode_f1
+    from tests.test_conformance import tiny_domain
+
+    torch.manual_seed(0)
+    source, target = tiny_domain("fit-src", 40, 1), tiny_domain("fit-tgt", 40, 2)
+    method = ProtoNet(RunContext(encoder=str(tiny_model_dir), progress=False), passes=3, min_steps=60, encoder_lr=1e-3)
+    method.fit([SourceTask(source, sample_episodes(source, 1, 0, None, "train").materialize(source))])
+    method.prepare(target)
+    ep = sample_episodes(target, 1, 0, 3).materialize(target)[0]
+    as_query = TestEpisode(0, ep.support, tuple(s.untagged() for s in ep.support), ep.types)
+    assert episode_f1([s.tags for s in ep.support], method.predict(as_query)) == pytest.approx(100.0)
+
+
+def test_protonet_refuses_an_unknown_similarity():
+    with pytest.raises(ValueError, match="euclidean or dot"):
+        ProtoNet.check_options({"similarity": "cosine"})
+    with pytest.raises(ValueError, match="has no option"):
+        ProtoNet.check_options({"simlarity": "dot"})
