@@ -17,7 +17,7 @@ examples:
   bench list                              methods, suites, encoders, datasets
   bench data stats                        tweets per split, entities, repairs, image-text coverage
   bench episodes --k 1 --k 5              episode counts per domain beside the paper's
-  bench run --suite smoke                 a quick end-to-end check (about a minute)
+  bench run --suite smoke                 a quick end-to-end check (about 3 minutes, cold cache)
   bench run --suite table3 --seeds 0 1    part of Table 3; rerunning skips finished cells
   bench report --suite table3             reports/table3.md from results/table3/
   bench check --suite smoke               rerun the committed smoke cells; exit 1 if any F1 moved
@@ -110,7 +110,13 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
             covered = rep.sentences - rep.image_text_missing - rep.image_text_empty
             rows.append(
                 [split, rep.sentences, rep.tokens, *(rep.entities.get(t, 0) for t in spec.types)]
-                + [rep.orphan_i_repaired, f"{covered}/{rep.sentences}", rep.image_text_empty, rep.image_text_missing]
+                + [
+                    rep.orphan_i_repaired,
+                    f"{covered}/{rep.sentences}",
+                    rep.image_text_empty,
+                    rep.image_text_missing,
+                    rep.image_text_unmatched,
+                ]
             )
         print(
             f"{spec.short} ({name}, {spec.citation}): {domain.report.sentences} tweets (paper: {spec.paper_tweets}); data sha256 {domain.data_hash[:12]}"
@@ -124,6 +130,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
             "with image text",
             "empty text",
             "missing text",
+            "captions matching no tweet",
         ]
         print(tabulate(rows, headers=headers, tablefmt="simple"))
         print()

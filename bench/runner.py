@@ -38,6 +38,7 @@ from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes
 
 DEFAULT_ENCODER = "minilm"
+FEW_EPISODES = 10  # a target giving fewer test episodes than this is warned about before any cell runs
 
 
 def seed_everything(seed: int) -> None:
@@ -254,6 +255,11 @@ def _check_episodes(todo: list[tuple[Cell, Path]], suite: Suite, by_name: dict[s
                     cached_episodes(d, cell.k, cell.seed, None, "train")
         except EpisodeError as err:
             raise ValueError(f"{cell.target} K={cell.k} seed={cell.seed}: {err}") from None
+        if len(test.episodes) < FEW_EPISODES:
+            opts.note(
+                f"warning: {cell.target} gives only {len(test.episodes)} test episode(s) at K={cell.k} (seed {cell.seed}): "
+                f"a mean over so few is not a stable figure"
+            )
         if limit and len(test.episodes) < limit:
             opts.note(
                 f"warning: {cell.target} gives {len(test.episodes)} test episodes at K={cell.k} (seed {cell.seed}), "

@@ -67,6 +67,7 @@ class LoadReport:
     entities: Counter[str] = field(default_factory=Counter)
     image_text_missing: int = 0
     image_text_empty: int = 0
+    image_text_unmatched: int = 0  # caption lines whose image id matches no tweet of the dataset
 
     def merge(self, other: LoadReport) -> None:
         self.sentences += other.sentences
@@ -75,6 +76,7 @@ class LoadReport:
         self.entities.update(other.entities)
         self.image_text_missing += other.image_text_missing
         self.image_text_empty += other.image_text_empty
+        self.image_text_unmatched += other.image_text_unmatched
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -104,9 +106,13 @@ def repair_tags(tags: list[str]) -> tuple[list[str], int]:
 
 
 def read_conll(
-    path: Path | str, split: str, report: LoadReport | None = None
+    path: Path | str, split: str, report: LoadReport | None = None, types: tuple[str, ...] | None = None
 ) -> list[tuple[str, list[str], list[str]]]:
-    """Parse one split file into ``(image_id, tokens, tags)`` triples, repairing orphan ``I-``."""
+    """Parse one split file into ``(image_id, tokens, tags)`` triples, repairing orphan ``I-``.
+
+    ``types``: the entity types the dataset declares; a tag of any other type is an error naming
+    the file and line.
+    """
     path = Path(path)
     report = report if report is not None else LoadReport()
     lines = _read_lines(path)
@@ -150,6 +156,10 @@ def read_conll(
         tag = tag.strip()
         if not _TAG.match(tag):
             raise DataFormatError(path, lineno, f"tag {tag!r} is not in BIO form (O, B-X, I-X)")
+        if "\t" in token:
+            raise DataFormatError(path, lineno, f"token {token!r} holds a tab (expected one 'token<TAB>tag' per line)")
+        if types is not None and tag != "O" and tag[2:] not in types:
+            raise DataFormatError(path, lineno, f"entity type {tag[2:]!r} is not one of the declared {list(types)}")
         if token == "":
             raise DataFormatError(path, lineno, "empty token")
         tokens.append(token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -160,12 +161,21 @@ def _load(name: str, folder: Path, check_hash: bool) -> Domain:
     reports = {split: LoadReport() for split in SPLITS}
     sentences: list[Sentence] = []
     for split, report in reports.items():
-        rows = read_conll(folder / f"{split}.txt", split, report)
+        rows = read_conll(folder / f"{split}.txt", split, report, spec.types)
         sentences += attach_image_text(rows, split, captions, report, spec.name)
-    unknown = {t for r in reports.values() for t in r.entities} - set(spec.types)
-    if unknown:
-        raise ValueError(f"{spec.name}: entity types {sorted(unknown)} not in the declared {list(spec.types)}")
-    return Domain(spec, tuple(sentences), reports, digest.hexdigest())
+    domain = Domain(spec, tuple(sentences), reports, digest.hexdigest())
+    if captions is not None:
+        unmatched = len(set(captions) - {s.image_id for s in sentences})
+        reports[SPLITS[0]].image_text_unmatched = unmatched  # counted once, with the first split
+        if unmatched == len(captions):
+            warnings.warn(
+                f"{caption_path}: none of its {len(captions)} image ids matches a tweet of {spec.name}", stacklevel=2
+            )
+        elif unmatched:
+            warnings.warn(
+                f"{caption_path}: {unmatched} of {len(captions)} image ids match no tweet of {spec.name}", stacklevel=2
+            )
+    return domain
 
 
 def available_domains(names: list[str], snap_dir: str | Path | None = None) -> tuple[list[Domain], dict[str, str]]:
