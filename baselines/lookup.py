@@ -15,6 +15,7 @@ from typing import Any
 
 from fewshot_ner.data import Sentence
 from fewshot_ner.episodes import TestEpisode
+from fewshot_ner.labels import spans
 from fewshot_ner.method import METHODS, FewShotMethod, RunContext, SourceTask
 
 MISC_ALIASES = ("MISC", "OTHER")  # the same catch-all type under two names
@@ -22,14 +23,7 @@ MISC_ALIASES = ("MISC", "OTHER")  # the same catch-all type under two names
 
 def entities(sentence: Sentence) -> list[tuple[tuple[str, ...], str]]:
     """The (words, type) of each strict IOB2 entity of a tagged sentence."""
-    out, start, etype = [], None, None
-    for i, tag in enumerate([*sentence.tags, "O"]):
-        if start is not None and not (tag.startswith("I-") and tag[2:] == etype):
-            out.append((sentence.tokens[start:i], etype))
-            start, etype = None, None
-        if tag.startswith("B-"):
-            start, etype = i, tag[2:]
-    return out
+    return [(sentence.tokens[a:b], etype) for a, b, etype in spans(sentence.tags)]
 
 
 def map_type(etype: str, target_types: tuple[str, ...]) -> str | None:

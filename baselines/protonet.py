@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from fewshot_ner.meta_trained import TokenClassifier
 from fewshot_ner.method import METHODS
 from fewshot_ner.prototypes import prototypes, similarity
-from fewshot_ner.token_classifier import TokenClassifier
 
 
 class LogScale(nn.Module):

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.protonet import LogScale
+from fewshot_ner.meta_trained import TokenClassifier
 from fewshot_ner.method import METHODS
-from fewshot_ner.token_classifier import TokenClassifier
 
 EPS = 1e-8
 

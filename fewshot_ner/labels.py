@@ -40,3 +40,43 @@ def label_name(label: str) -> str:
         return "ordinary"
     prefix, _, etype = label.partition("-")
     return f"{'begin' if prefix == 'B' else 'inner'} {TYPE_NAMES.get(etype, etype.lower())}"
+
+
+Span = tuple[int, int, str]  # (start, end exclusive, type)
+
+
+def spans(tags: Sequence[str]) -> list[Span]:
+    """The strict IOB2 entities of a tag sequence: a ``B-X`` then its ``I-X``; an orphan ``I-X`` is no entity."""
+    out: list[Span] = []
+    start, etype = None, None
+    for i, tag in enumerate([*tags, "O"]):
+        if start is not None and not (tag.startswith("I-") and tag[2:] == etype):
+            out.append((start, i, etype))  # type: ignore[arg-type]
+            start, etype = None, None
+        if tag.startswith("B-"):
+            start, etype = i, tag[2:]
+    return out
+
+
+def lenient_spans(tags: Sequence[str]) -> list[Span]:
+    """Entities as a token-wise decoder means them: an orphan ``I-X`` opens an entity of type X."""
+    out: list[Span] = []
+    start, etype = None, None
+    for i, tag in enumerate([*tags, "O"]):
+        continues = tag.startswith("I-") and tag[2:] == etype
+        if start is not None and not continues:
+            out.append((start, i, etype))  # type: ignore[arg-type]
+            start, etype = None, None
+        if tag.startswith("B-") or (tag.startswith("I-") and not continues):
+            start, etype = i, tag[2:]
+    return out
+
+
+def spans_to_tags(n_words: int, entities: Sequence[Span]) -> list[str]:
+    """IOB2 tags of ``n_words`` words holding non-overlapping ``entities``."""
+    tags = ["O"] * n_words
+    for start, end, etype in entities:
+        if any(t != "O" for t in tags[start:end]):
+            raise ValueError(f"span ({start}, {end}) overlaps another")
+        tags[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (end - start - 1)
+    return tags

@@ -97,3 +97,49 @@ def test_protonet_refuses_an_unknown_similarity():
         ProtoNet.check_options({"similarity": "cosine"})
     with pytest.raises(ValueError, match="has no option"):
         ProtoNet.check_options({"simlarity": "dot"})
+
+
+# --- SpanNER: enumeration, scores, decoding ------------------------------------------------
+
+
+def test_span_enumeration_by_hand():
+    from baselines.spanner import enumerate_spans
+
+    got = enumerate_spans([3, 1], max_span=2).tolist()
+    assert got == [[0, 0, 1], [0, 0, 2], [0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 0, 1]]
+    n = 25
+    assert len(enumerate_spans([n], 10)) == sum(min(10, n - i) for i in range(n))
+
+
+def test_span_scores_and_means_against_a_loop():
+    from baselines.spanner import enumerate_spans, span_means, span_scores
+
+    torch.manual_seed(0)
+    boundary, vectors = torch.randn(2, 5, 3), torch.randn(2, 5, 4)
+    cands = enumerate_spans([5, 3], 4)
+    scores, means = span_scores(boundary, cands), span_means(vectors, cands)
+    for s, (b, i, j) in enumerate(cands.tolist()):
+        want = boundary[b, i, 0] + boundary[b, j - 1, 1] + boundary[b, i:j, 2].sum()
+        assert torch.allclose(scores[s], want, atol=1e-5)
+        assert torch.allclose(means[s], vectors[b, i:j].mean(0), atol=1e-5)
+
+
+def test_span_decoding_keeps_the_best_of_overlapping_spans():
+    from baselines.spanner import decode
+
+    cands = torch.tensor([[0, 0, 2], [0, 1, 3], [0, 3, 4], [0, 4, 5], [1, 0, 1]])
+    scores = torch.tensor([2.0, 3.0, 1.0, -1.0, 0.5])  # (0,1,3) beats (0,0,2); (0,4,5) is under the threshold
+    types = ["PER", "LOC", "ORG", "PER", "MISC"]
+    tags = decode(cands, scores, types, 0.0, [5, 2])
+    assert tags == [["O", "B-LOC", "I-LOC", "B-ORG", "O"], ["B-MISC", "O"]]
+
+
+def test_spans_lenient_and_back_to_tags():
+    from fewshot_ner.labels import lenient_spans, spans, spans_to_tags
+
+    tags = ["I-PER", "I-PER", "O", "B-LOC", "I-LOC", "I-ORG"]
+    assert spans(tags) == [(3, 5, "LOC")]  # strict: the orphan I-PER run and I-ORG are no entities
+    assert lenient_spans(tags) == [(0, 2, "PER"), (3, 5, "LOC"), (5, 6, "ORG")]
+    assert spans_to_tags(6, [(3, 5, "LOC"), (0, 1, "PER")]) == ["B-PER", "O", "O", "B-LOC", "I-LOC", "O"]
+    with pytest.raises(ValueError, match="overlaps"):
+        spans_to_tags(4, [(0, 2, "PER"), (1, 3, "LOC")])

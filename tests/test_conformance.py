@@ -26,6 +26,7 @@ TINY_OPTIONS: dict[str, dict] = {
     "protonet": {"passes": 1, "min_steps": 0},
     "wpz": {"passes": 1, "min_steps": 0},
     "lookup": {},
+    "spanner": {"passes": 1, "min_steps": 0},
 }
 
 WORDS = ["new", "in", "the", "game", "today", "with", "at", "and"]

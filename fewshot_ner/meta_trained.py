@@ -1,11 +1,15 @@
-"""Meta-trained token classifiers over the encoder's word vectors: what ProtoNet and WPZ share.
+"""Methods meta-trained on source episodes over the encoder's word vectors: what the baselines share.
 
-A subclass gives only its ``scores`` (query words against the support, one score per label) and
-the small parameters that make them (a scale, a temperature). Everything else is here once: the
-encoder fine-tuned through the shared episodic trainer at MFNER's encoder learning rate and step
-budget, the input axis (``text`` or ``text+image``: the tweet's own words read from the tweet
-[SEP] image-text view, as MFNER's second view), token cross-entropy on each source episode's
-query, labels absent from the support masked, and per-token argmax at test time (no CRF).
+``MetaTrained`` holds it once: the options (``MetaTrainedConfig``: the input axis and MFNER's
+encoder learning rate and step budget), the encoder fine-tuned through the shared episodic
+trainer, the method's own small parameters (its ``head``), and the stored configuration. A
+subclass brings its ``loss`` on a source episode and its ``predict``.
+
+``TokenClassifier`` (ProtoNet, WPZ) goes one step further: a subclass gives only its ``scores``
+(query words against the support, one score per label). Here: the input axis (``text`` or
+``text+image``: the tweet's own words read from the tweet [SEP] image-text view, as MFNER's
+second view), token cross-entropy on each source episode's query, labels absent from the
+support masked, and per-token argmax at test time (no CRF).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ ABSENT = -1e4  # score of a label the support lacks: finite, so a query word gol
 
 
 @dataclass(frozen=True)
-class TokenClassifierConfig:
-    """Options shared by the meta-trained token classifiers; stored with every result.
+class MetaTrainedConfig:
+    """Options shared by the meta-trained baselines; stored with every result.
 
     Defaults are MFNER's (encoder learning rate, passes, step floor, episodes per step, clipping),
     so that a baseline row differs from MFNER's in its model, not in its training budget.
@@ -53,16 +57,17 @@ class TokenClassifierConfig:
         return TrainerConfig(self.passes, self.min_steps, self.episodes_per_step, self.grad_clip_value)
 
 
-class TokenClassifier(FewShotMethod):
-    """Base: a subclass implements ``scores`` and lists its own options in ``extra_options``."""
+class MetaTrained(FewShotMethod):
+    """Base: a subclass sets ``config_class``, builds its ``head`` and gives its ``loss`` and ``predict``."""
 
-    extra_options: dict[str, Any] = {}
-    shuffle_name: str = "token-classifier"
+    config_class: type[MetaTrainedConfig] = MetaTrainedConfig
+    extra_options: dict[str, Any] = {}  # options of the subclass's head, with their defaults
+    shuffle_name: str = "meta-trained"
 
     def __init__(self, ctx: RunContext, **options: Any) -> None:
         super().__init__(ctx)
         base, extra = self.split_options(options)
-        self.cfg = TokenClassifierConfig(**base)
+        self.cfg = self.config_class(**base)
         self.extra = {**self.extra_options, **extra}
         self._input = check_input(self.cfg.input)
         self.encoder = WordEncoder(ctx.encoder).to(ctx.torch_device)
@@ -72,7 +77,7 @@ class TokenClassifier(FewShotMethod):
 
     @classmethod
     def split_options(cls, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        fields = {f.name for f in dataclasses.fields(TokenClassifierConfig)}
+        fields = {f.name for f in dataclasses.fields(cls.config_class)}
         unknown = set(options) - fields - set(cls.extra_options)
         if unknown:
             known = sorted(fields | set(cls.extra_options))
@@ -84,7 +89,7 @@ class TokenClassifier(FewShotMethod):
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         base, extra = cls.split_options(options)
-        check_input(TokenClassifierConfig(**base).input)
+        check_input(cls.config_class(**base).input)
         cls.check_extra({**cls.extra_options, **extra})
 
     @classmethod
@@ -93,11 +98,11 @@ class TokenClassifier(FewShotMethod):
 
     @abstractmethod
     def build_head(self, **extra: Any) -> nn.Module:
-        """The method's own parameters (a scale, a temperature), trained at ``head_lr``."""
+        """The method's own parameters (a scale, a temperature, span scorers), trained at ``head_lr``."""
 
     @abstractmethod
-    def scores(self, query: Tensor, support: Tensor, support_ids: Tensor, n_labels: int) -> Tensor:
-        """Scores ``(Bq, W, C)`` of query words ``(Bq, W, H)`` given support words ``(N, H)`` with ids ``(N,)``."""
+    def loss(self, episode: Episode) -> Tensor:
+        """The method's training loss on one source episode (gold tags on support and query)."""
 
     def config(self) -> dict[str, Any]:
         return (
@@ -108,24 +113,6 @@ class TokenClassifier(FewShotMethod):
 
     def fit_report(self) -> dict[str, Any]:
         return self._report
-
-    def _emissions(self, episode: Episode | TestEpisode) -> tuple[Tensor, Tensor]:
-        """Masked scores ``(Bq, W, C)`` (absent labels at ``ABSENT``) and the query mask ``(Bq, W)``."""
-        labels = episode.labels
-        sup = self.features(list(episode.support), self.cfg.input)
-        qry = self.features(list(episode.query), self.cfg.input)
-        ids = torch.tensor(
-            [i for s in episode.support for i in label_ids(s.tags, labels)], device=sup.vectors.device
-        )  # (N,)
-        scores = self.scores(qry.vectors, sup.vectors[sup.mask], ids, len(labels))  # (Bq, W, C)
-        present = torch.bincount(ids, minlength=len(labels)) > 0  # (C,)
-        return scores.masked_fill(~present, ABSENT), qry.mask
-
-    def loss(self, episode: Episode) -> Tensor:
-        """Token cross-entropy of the query's gold tags, mean over query words."""
-        scores, mask = self._emissions(episode)
-        gold = tag_tensor([s.tags for s in episode.query], episode.labels, mask.size(1)).to(mask.device)  # (Bq, W)
-        return F.cross_entropy(scores[mask], gold[mask])
 
     def fit(self, sources: list[SourceTask]) -> None:
         t0 = time.perf_counter()
@@ -147,6 +134,34 @@ class TokenClassifier(FewShotMethod):
     def prepare(self, target: Domain) -> None:
         self.encoder.eval()
         self.head.eval()
+
+
+class TokenClassifier(MetaTrained):
+    """Base of the token-wise metric methods: a subclass implements ``scores``."""
+
+    shuffle_name = "token-classifier"
+
+    @abstractmethod
+    def scores(self, query: Tensor, support: Tensor, support_ids: Tensor, n_labels: int) -> Tensor:
+        """Scores ``(Bq, W, C)`` of query words ``(Bq, W, H)`` given support words ``(N, H)`` with ids ``(N,)``."""
+
+    def _emissions(self, episode: Episode | TestEpisode) -> tuple[Tensor, Tensor]:
+        """Masked scores ``(Bq, W, C)`` (absent labels at ``ABSENT``) and the query mask ``(Bq, W)``."""
+        labels = episode.labels
+        sup = self.features(list(episode.support), self.cfg.input)
+        qry = self.features(list(episode.query), self.cfg.input)
+        ids = torch.tensor(
+            [i for s in episode.support for i in label_ids(s.tags, labels)], device=sup.vectors.device
+        )  # (N,)
+        scores = self.scores(qry.vectors, sup.vectors[sup.mask], ids, len(labels))  # (Bq, W, C)
+        present = torch.bincount(ids, minlength=len(labels)) > 0  # (C,)
+        return scores.masked_fill(~present, ABSENT), qry.mask
+
+    def loss(self, episode: Episode) -> Tensor:
+        """Token cross-entropy of the query's gold tags, mean over query words."""
+        scores, mask = self._emissions(episode)
+        gold = tag_tensor([s.tags for s in episode.query], episode.labels, mask.size(1)).to(mask.device)  # (Bq, W)
+        return F.cross_entropy(scores[mask], gold[mask])
 
     @torch.no_grad()
     def predict(self, episode: TestEpisode) -> list[list[str]]:
