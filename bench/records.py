@@ -271,6 +271,8 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "input",
                     "encoder",
                     "options",
+                    "predictions",
+                    "max_episodes",
                 )
             }
             | {"threads": rec.get("env", {}).get("torch_threads"), "path": str(path)}

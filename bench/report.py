@@ -9,6 +9,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import paper
+from bench.breakdown import breakdown_table
 from bench.methods import METHODS
 from bench.paired import declared_table, encoder_table, paired_table
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
@@ -153,6 +154,23 @@ def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
     )
 
 
+def _breakdown_section(rows: pd.DataFrame) -> str:
+    table = breakdown_table(rows)
+    if table.empty:
+        return ""
+    return (
+        "\n## Strict and lenient; seen and unseen entities\n\n"
+        "Rescored from the predictions the records keep (rows whose records predate that are left out). "
+        "Strict: seqeval strict IOB2, what every table here uses; lenient: seqeval's conlleval mode, where an "
+        "orphan I-X opens an entity (what a token-wise decoder means by it); the gap is what strictness costs "
+        "a row. Seen: query entities (and predictions) whose exact words occur as an entity of the same type in "
+        "the source domains' data (OTHER = MISC); micro F1 over a cell's episodes, mean ± std over seeds; "
+        "'% gold seen': the share of gold query entities that are seen.\n\n"
+        + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+        + "\n"
+    )
+
+
 def _method_sections(suite: Suite, rows: pd.DataFrame, results_dir: Path, reports_dir: Path) -> str:
     """Sections that methods contribute through ``FewShotMethod.report_sections`` (MFNER: denoiser, cases)."""
     if rows.empty:
@@ -191,6 +209,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + paired
         + _encoder_section(rows)
+        + _breakdown_section(rows)
         + (
             "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "
             "process's peak resident memory, as the records give them; 'threads': torch's thread counts.\n\n"

@@ -141,6 +141,7 @@ def run_cell(
         "seed": cell.seed,
         "n_episodes": len(f1s),
         "n_episodes_asked": limit,
+        "max_episodes": suite.max_episodes,
         "f1": mean_over_episodes(f1s),
         "f1_per_episode": f1s,
         "predictions": predictions,

@@ -11,8 +11,12 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
 
-def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> float:
-    """Entity-level F1 in percent over one episode's query set (strict IOB2 spans)."""
+def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], lenient: bool = False) -> float:
+    """Entity-level F1 in percent over one episode's query set.
+
+    Strict IOB2 spans (what every table uses); ``lenient``: seqeval's conlleval mode, where an
+    orphan ``I-X`` opens an entity (what a token-wise decoder means by it).
+    """
     if len(gold) != len(pred):
         raise ValueError(f"expected {len(gold)} predicted sentences, got {len(pred)}")
     for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
@@ -20,9 +24,10 @@ def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
             raise ValueError(f"sentence {i}: expected {len(g)} tags, got {len(p)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no predicted or no gold entity: F1 is 0, as defined
-        return 100.0 * float(
-            f1_score([list(g) for g in gold], [list(p) for p in pred], mode="strict", scheme=IOB2, zero_division=0)
-        )
+        g, p = [list(x) for x in gold], [list(x) for x in pred]
+        if lenient:
+            return 100.0 * float(f1_score(g, p, zero_division=0))
+        return 100.0 * float(f1_score(g, p, mode="strict", scheme=IOB2, zero_division=0))
 
 
 def mean_over_episodes(f1s: Sequence[float]) -> float:

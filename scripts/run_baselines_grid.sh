@@ -10,10 +10,11 @@ B=${BENCH:-bench}
 EXTRA=("$@")
 run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|warning|skip" || echo "!! failed or nothing new: $*"; }
 run --suite table3 --method lookup                              # no learning: seconds a cell
-# Seed by seed, both methods and K, so that a grid cut short leaves whole seeds to pair.
+# Seed by seed, every method and K, so that a grid cut short leaves whole seeds to pair.
 for s in 0 1 2 3 4; do
   run --suite table3 --method ProtoNet --method WPZ --k 1 --seeds $s
-  run --suite table6 --method "ProtoNet text+image" --method "WPZ text+image" --seeds $s
-  run --suite table3 --method ProtoNet --method WPZ --k 5 --seeds $s
+  run --suite table3 --method SpanNER --k 1 --seeds $s
+  run --suite table6 --seeds $s
+  run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 5 --seeds $s
 done
 echo "== $(date -u +%FT%TZ) done"

@@ -143,3 +143,16 @@ def test_spans_lenient_and_back_to_tags():
     assert spans_to_tags(6, [(3, 5, "LOC"), (0, 1, "PER")]) == ["B-PER", "O", "O", "B-LOC", "I-LOC", "O"]
     with pytest.raises(ValueError, match="overlaps"):
         spans_to_tags(4, [(0, 2, "PER"), (1, 3, "LOC")])
+
+
+def test_a_query_label_the_support_lacks_costs_nothing(tiny_model_dir):
+    """1-shot supports often lack I-X; a query word tagged I-X must not swamp the loss at the masked score."""
+    from fewshot_ner.episodes import Episode
+
+    method = ProtoNet(RunContext(encoder=str(tiny_model_dir), progress=False))
+    support = (sent("s:0", "Ann is here", "B-PER O O"),)
+    with_inner = (sent("q:0", "Ann Lee is here", "B-PER I-PER O O"),)
+    without = (sent("q:1", "Ann is here", "B-PER O O"),)
+    loss_inner = method.loss(Episode(0, support, with_inner, ("PER",)))
+    loss_plain = method.loss(Episode(0, support, without, ("PER",)))
+    assert loss_inner.item() < 100 and loss_plain.item() < 100  # the masked score is -1e4

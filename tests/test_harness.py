@@ -207,7 +207,7 @@ def test_report_pairs_variants_with_the_reference(suite, tiny_model_dir, tmp_pat
     logged = [line for line in capsys.readouterr().out.splitlines() if ": F1 " in line]
     assert len(logged) == 4 and all(line.startswith("proto-") and f"@{tiny_model_dir.name}" in line for line in logged)
     text = write_report(paired, tmp_path, tmp_path / "reports").read_text()
-    section = text.split("## Paired differences against proto-dot")[1].split("## Cost")[0]  # one encoder's rows pair
+    section = text.split("## Paired differences against proto-dot")[1].split("##")[0]  # one encoder's rows pair
     lines = [line for line in section.splitlines() if line.startswith(f"| 1   | proto-euc@{tiny_model_dir.name} ")]
     assert len(lines) == 2  # one per target, each paired on seed 0
     assert all("| 1/1 " in line or "| 0/1 " in line for line in lines)
@@ -500,3 +500,21 @@ def test_a_method_with_the_base_constructor_takes_no_options():
         Fixed.check_options({"x": 1})
     with pytest.raises(TypeError):  # the check agrees with the constructor
         Fixed(RunContext(), x=1)
+
+
+def test_check_adopts_only_exactly_reproduced_cells(suite, tiny_model_dir, tmp_path):
+    from bench.check import check_suite
+
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,))
+    first, second = sorted(run_suite(suite, opts))
+    for path in (first, second):  # as records written before predictions were kept
+        rec = json.loads(path.read_text())
+        del rec["predictions"]
+        path.write_text(json.dumps(rec))
+    moved = json.loads(second.read_text())
+    moved["f1_per_episode"][0] += 0.5
+    second.write_text(json.dumps(moved))
+    rows, ok = check_suite(suite, opts, tolerance=1.0, adopt_reproduced=True)
+    assert sorted(r["status"] for r in rows) == ["ok", "ok, adopted"]
+    assert "predictions" in json.loads(first.read_text())  # reproduced exactly: replaced by the rerun
+    assert json.loads(second.read_text()) == moved  # within tolerance but not exact: left as it was

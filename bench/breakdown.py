@@ -1,0 +1,128 @@
+"""Scores recomputed from the predictions records keep: lenient F1 and F1 on seen and unseen entities.
+
+An entity of a query is *seen* when its exact words (case-sensitive) occur as an entity of the
+same type somewhere in the source domains' data (Twitter-2015's OTHER and Twitter-2017's MISC
+count as one type); a predicted entity is split by the same rule. Per cell, precision, recall
+and F1 of each group are micro counts over all its test episodes (a group may be empty in one
+episode); then mean ± std over seeds. Records written before predictions were kept are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from fewshot_ner.data import Sentence
+from fewshot_ner.datasets import load_domain, short_name
+from fewshot_ner.episodes import Episode, cached_episodes
+from fewshot_ner.labels import spans
+from fewshot_ner.metrics import decode_tags, episode_f1
+
+CATCH_ALL = {"OTHER": "MISC"}  # one catch-all type under two names
+
+
+def _norm(etype: str) -> str:
+    return CATCH_ALL.get(etype, etype)
+
+
+@lru_cache(maxsize=8)
+def seen_names(sources: tuple[str, ...]) -> frozenset[tuple[tuple[str, ...], str]]:
+    """(words, type) of every entity of the source domains."""
+    out = set()
+    for name in sources:
+        for s in load_domain(name).sentences:
+            out |= {(s.tokens[a:b], _norm(t)) for a, b, t in spans(s.tags)}
+    return frozenset(out)
+
+
+def split_counts(query: Iterable[Sentence], predicted: Iterable[list[str]], seen: frozenset) -> dict[str, np.ndarray]:
+    """Per group ("seen", "unseen"): [true positives, predicted, gold] over one episode's query."""
+    counts = {"seen": np.zeros(3, dtype=int), "unseen": np.zeros(3, dtype=int)}
+    for sent, tags in zip(query, predicted, strict=True):
+        gold = {(a, b, t) for a, b, t in spans(sent.tags)}
+        pred = {(a, b, t) for a, b, t in spans(tags)}
+        for a, b, t in gold | pred:
+            group = "seen" if (sent.tokens[a:b], _norm(t)) in seen else "unseen"
+            counts[group] += [(a, b, t) in gold and (a, b, t) in pred, (a, b, t) in pred, (a, b, t) in gold]
+    return counts
+
+
+def _f1(c: np.ndarray) -> float:
+    tp, pred, gold = c
+    return 0.0 if tp == 0 else 100.0 * 2 * tp / (pred + gold)
+
+
+@lru_cache(maxsize=64)
+def _episodes(target: str, k: int, seed: int, cap: int, n: int, sha256: str) -> tuple[Episode, ...] | None:
+    """The record's test episodes, or None when they can't be had again (another episode file)."""
+    domain = load_domain(target)
+    test = cached_episodes(domain, k, seed, cap, "test")
+    return tuple(test.materialize(domain, n)) if test.sha256 == sha256 else None
+
+
+def cell_scores(record: pd.Series) -> dict[str, float] | None:
+    """Lenient F1 (mean over episodes) and seen/unseen F1 and counts of one record with predictions."""
+    preds = record.get("predictions")
+    if not isinstance(preds, list):
+        return None
+    cap = record.get("max_episodes")
+    cap = 200 if cap is None or (isinstance(cap, float) and np.isnan(cap)) else int(cap)
+    episodes = _episodes(record.target, int(record.k), int(record.seed), cap, len(preds), record.episodes_sha256)
+    if episodes is None:
+        return None
+    seen = seen_names(tuple(sorted(record.sources)))
+    totals = {"seen": np.zeros(3, dtype=int), "unseen": np.zeros(3, dtype=int)}
+    lenient = []
+    for ep, codes in zip(episodes, preds, strict=True):
+        tags = [decode_tags(c, ep.labels) for c in codes]
+        lenient.append(episode_f1([s.tags for s in ep.query], tags, lenient=True))
+        for group, c in split_counts(ep.query, tags, seen).items():
+            totals[group] += c
+    gold_all = totals["seen"][2] + totals["unseen"][2]
+    return {
+        "lenient": float(np.mean(lenient)),
+        "seen": _f1(totals["seen"]),
+        "unseen": _f1(totals["unseen"]),
+        "seen_share": 100.0 * totals["seen"][2] / gold_all if gold_all else float("nan"),
+    }
+
+
+def _mean_std(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    return f"{values.mean():.2f}" if len(values) < 2 else f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+
+
+def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (K, row, target) with predictions: strict F1, lenient F1, seen F1, unseen F1, seen share of gold."""
+    if rows.empty or "predictions" not in rows:
+        return pd.DataFrame()
+    scored = []
+    for _, r in rows.iterrows():
+        cell = cell_scores(r)
+        if cell is not None:
+            scored.append({"k": r.k, "label": r.label, "target": r.target, "strict": r.f1} | cell)
+    if not scored:
+        return pd.DataFrame()
+    frame = pd.DataFrame(scored)
+    out = []
+    for (k, label, target), grp in frame.groupby(["k", "label", "target"], sort=True):
+        out.append(
+            {
+                "K": int(k),
+                "method": label,
+                "target": short_name(target),
+                "seeds": len(grp),
+                "strict F1": _mean_std(grp.strict),
+                "lenient F1": _mean_std(grp.lenient),
+                "lenient − strict": f"{(grp.lenient - grp.strict).mean():+.2f}",
+                "F1 seen": _mean_std(grp.seen),
+                "F1 unseen": _mean_std(grp.unseen),
+                "% gold seen": f"{grp.seen_share.mean():.1f}",
+            }
+        )
+    return pd.DataFrame(out)
