@@ -24,7 +24,8 @@ from fewshot_ner.datasets import DATASETS
 
 def bundled_domains() -> frozenset[str]:
     """Domains with a fixed folder (shipped in ``data/``); SNAP's folder is the user's."""
-    return frozenset(name for name, spec in DATASETS.items() if spec.folder is not None)
+    names = {name for name, spec in DATASETS.items() if spec.folder is not None}
+    return frozenset(names | {f"{n}-devtrain" for n in names})  # the probe protocol's train part
 
 
 RECORD_VERSION = 2  # 2: input, encoder, sources in the identity, predict_s, predictions

@@ -31,7 +31,7 @@ from bench.records import (
     write_record,
 )
 from bench.suites import Cell, Suite, with_options
-from fewshot_ner.datasets import Domain, available_domains
+from fewshot_ner.datasets import Domain, available_domains, dev_split
 from fewshot_ner.encoder import check_encoder
 from fewshot_ner.episodes import EpisodeError, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
@@ -161,6 +161,18 @@ def run_cell(
     return record, traces
 
 
+def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple[Domain, list[Domain]]:
+    """The domain a cell is scored on and those it trains on: leave-one-out (every other domain of
+    the suite), or the probe protocol (the domain's train split -> its valid split)."""
+    if suite.protocol == "dev":
+        train, dev = dev_split(by_name[target])
+        return dev, [train]
+    sources = [d for name, d in by_name.items() if name != target]
+    if not sources:
+        raise ValueError(f"leave-one-out needs a source domain besides {target}")
+    return by_name[target], sources
+
+
 def _no_match(option: str, given: object, choices: object) -> ValueError:
     return ValueError(f"{option} {given} matches nothing in this suite; choices: {choices}")
 
@@ -196,6 +208,7 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
     for name, why in skipped.items():
         opts.note(f"skip domain {name}: {why}")
     names = [d.name for d in domains]
+    by_name = {d.name: d for d in domains}
     _check_selection(suite, opts, tuple(names))
     targets = tuple(n for n in names if not opts.only_targets or n in opts.only_targets)
     seeds = opts.seeds or suite.seeds
@@ -217,7 +230,7 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
         if cell.spec.label not in checked:
             METHODS.get(cell.spec.method).check_options(cell.spec.options)  # a bad option fails before any fit
             checked.add(cell.spec.label)
-        sources = [n for n in names if n != cell.target]
+        sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
         label = row_label(cell.spec.label, opts.encoder)
         path = record_path(opts.results_dir, suite.name, label, cell.target, cell.k, cell.seed, sources)
         (done if _is_done(path, sources, opts) and not opts.force else todo).append((cell, path))
@@ -250,10 +263,10 @@ def _check_episodes(todo: list[tuple[Cell, Path]], suite: Suite, by_name: dict[s
             continue
         seen.add((cell.target, cell.k, cell.seed))
         try:
-            test = cached_episodes(by_name[cell.target], cell.k, cell.seed, suite.max_episodes, "test")
-            for name, d in by_name.items():
-                if name != cell.target:
-                    cached_episodes(d, cell.k, cell.seed, None, "train")
+            target, sources = cell_domains(suite, cell.target, by_name)
+            test = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
+            for d in sources:
+                cached_episodes(d, cell.k, cell.seed, None, "train")
         except EpisodeError as err:
             raise ValueError(f"{cell.target} K={cell.k} seed={cell.seed}: {err}") from None
         if len(test.episodes) < FEW_EPISODES:
@@ -336,20 +349,18 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
             if not mine:
                 opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
                 continue
-            sources = [d.name for d in domains if d.name != cell.target]
+            sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
             if _is_done(path, sources, opts) and not opts.force:  # another worker finished it since the listing
                 written.append(path)
                 continue
-            written.append(_run_and_write(cell, suite, path, domains, by_name[cell.target], opts, meta))
+            written.append(_run_and_write(cell, suite, path, by_name, opts, meta))
     return written
 
 
 def _run_and_write(
-    cell: Cell, suite: Suite, path: Path, domains: list[Domain], target: Domain, opts: RunOptions, meta: dict
+    cell: Cell, suite: Suite, path: Path, by_name: dict[str, Domain], opts: RunOptions, meta: dict
 ) -> Path:
-    sources = [d for d in domains if d.name != cell.target]
-    if not sources:
-        raise ValueError(f"leave-one-out needs a source domain besides {cell.target}")
+    target, sources = cell_domains(suite, cell.target, by_name)
     record, traces = run_cell(cell, suite, target, sources, opts)
     label = row_label(cell.spec.label, opts.encoder)
     if traces:

@@ -55,6 +55,7 @@ class Suite:
     include: tuple[tuple[str, str], ...] = ()  # (suite, label) rows whose records the report shows too
     reference: str | None = None  # the row that the report compares every variant against, paired by seed
     pairs: tuple[tuple[str, str], ...] = ()  # (row A, row B) the report compares, A − B paired by seed
+    protocol: Literal["leave-one-out", "dev"] = "leave-one-out"  # dev: a domain's train split -> its valid split
 
     def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
         for spec in self.methods:
@@ -134,6 +135,35 @@ SUITES.add(
         ),
         include=(("table3", "MFNER"),),
         reference="MFNER",
+    ),
+)
+
+SUITES.add(
+    "probes",
+    Suite(
+        name="probes",
+        description=(
+            "Choices made on the source domain only: each method meta-trains on a domain's train split and is "
+            "scored on episodes of its valid split (never a target's test episodes). Twitter-2015 is the source "
+            "of the T15->T17 direction; 1 shot, seed 0, 100 dev episodes."
+        ),
+        methods=(
+            MethodSpec("ProtoNet euclidean", "protonet", {"similarity": "euclidean"}),
+            MethodSpec("ProtoNet dot", "protonet", {"similarity": "dot"}),
+            MethodSpec("SpanNER type_mix=0.5", "spanner", {"type_mix": 0.5}),
+            MethodSpec("SpanNER type_mix=1", "spanner", {"type_mix": 1.0}),
+            MethodSpec("SpanNER type_mix=0", "spanner", {"type_mix": 0.0}),
+        ),
+        domains=("twitter2015",),
+        shots=(1,),
+        seeds=(0,),
+        max_episodes=100,
+        protocol="dev",
+        pairs=(
+            ("ProtoNet euclidean", "ProtoNet dot"),
+            ("SpanNER type_mix=0.5", "SpanNER type_mix=1"),
+            ("SpanNER type_mix=0.5", "SpanNER type_mix=0"),
+        ),
     ),
 )
 

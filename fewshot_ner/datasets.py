@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import warnings
@@ -187,3 +188,22 @@ def available_domains(names: list[str], snap_dir: str | Path | None = None) -> t
         except DatasetUnavailable as err:
             skipped[name] = str(err)
     return loaded, skipped
+
+
+def dev_split(domain: Domain) -> tuple[Domain, Domain]:
+    """A domain's own train split and its valid split as two domains: the probe protocol.
+
+    Choices (a default, a variant, a learning rate) are made by meta-training on the source
+    domain's train split and scoring episodes of its valid split, so that no test episode of a
+    target ever decides anything. Returns ``(<name>-devtrain, <name>-dev)``.
+    """
+
+    def part(suffix: str, split: str) -> Domain:
+        sentences = tuple(s for s in domain.sentences if s.key.split(":")[-2] == split)
+        if not sentences:
+            raise ValueError(f"{domain.name} has no {split} split to make a probe from")
+        spec = dataclasses.replace(domain.spec, name=f"{domain.name}-{suffix}", short=f"{domain.spec.short}-{suffix}")
+        digest = hashlib.sha256(f"{domain.data_hash}:{split}".encode()).hexdigest()
+        return Domain(spec, sentences, {split: domain.reports[split]}, digest)
+
+    return part("devtrain", "train"), part("dev", "valid")

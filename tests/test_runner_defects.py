@@ -198,3 +198,22 @@ def test_captions_matching_no_tweet_are_warned_and_counted(small_domains, tmp_pa
         assert domain.report.image_text_unmatched == 2
     finally:
         del DATASETS._items["mini-nocap"]
+
+
+def test_the_probe_protocol_never_touches_test_sentences(suite, tiny_model_dir, tmp_path):
+    """A probe meta-trains on a domain's train split and scores episodes of its valid split."""
+    from fewshot_ner.datasets import load_domain
+    from fewshot_ner.episodes import cached_episodes
+
+    probe = replace(suite, protocol="dev", seeds=(0,))
+    opts = opts_for(tmp_path, tiny_model_dir, only_targets=("mini17",))
+    (path,) = run_suite(probe, opts)
+    record = json.loads(path.read_text())
+    assert record["target"] == "mini17-dev" and record["sources"] == ["mini17-devtrain"]
+    from fewshot_ner.datasets import dev_split
+
+    train, dev = dev_split(load_domain("mini17"))
+    assert {s.key.split(":")[1] for s in train.sentences} == {"train"}
+    episodes = cached_episodes(dev, 1, 0, probe.max_episodes, "test")
+    assert episodes.sha256 == record["episodes_sha256"]
+    assert all(k.split(":")[1] == "valid" for s, q in episodes.episodes for k in (*s, *q))
