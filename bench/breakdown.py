@@ -19,7 +19,7 @@ from fewshot_ner.data import Sentence
 from fewshot_ner.datasets import load_domain, short_name
 from fewshot_ner.episodes import Episode, cached_episodes
 from fewshot_ner.labels import spans
-from fewshot_ner.metrics import decode_tags, episode_f1
+from fewshot_ner.metrics import decode_tags, episode_f1, mean_std_text
 
 CATCH_ALL = {"OTHER": "MISC"}  # one catch-all type under two names
 
@@ -90,13 +90,6 @@ def cell_scores(record: pd.Series) -> dict[str, float] | None:
     }
 
 
-def _mean_std(values: pd.Series) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "-"
-    return f"{values.mean():.2f}" if len(values) < 2 else f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
-
-
 def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (K, row, target) with predictions: strict F1, lenient F1, seen F1, unseen F1, seen share of gold."""
     if rows.empty or "predictions" not in rows:
@@ -117,11 +110,11 @@ def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
                 "method": label,
                 "target": short_name(target),
                 "seeds": len(grp),
-                "strict F1": _mean_std(grp.strict),
-                "lenient F1": _mean_std(grp.lenient),
+                "strict F1": mean_std_text(grp.strict),
+                "lenient F1": mean_std_text(grp.lenient),
                 "lenient − strict": f"{(grp.lenient - grp.strict).mean():+.2f}",
-                "F1 seen": _mean_std(grp.seen),
-                "F1 unseen": _mean_std(grp.unseen),
+                "F1 seen": mean_std_text(grp.seen),
+                "F1 unseen": mean_std_text(grp.unseen),
                 "% gold seen": f"{grp.seen_share.mean():.1f}",
             }
         )

@@ -61,3 +61,11 @@ def encode_tags(tags: Sequence[str], labels: Sequence[str]) -> str:
 def decode_tags(code: str, labels: Sequence[str]) -> list[str]:
     """The inverse of ``encode_tags``."""
     return [labels[_DIGITS.index(c)] for c in code]
+
+
+def mean_std_text(values: pd.Series) -> str:
+    """ "mean ± std" (sample std) of the non-missing values, "mean" for one, "-" for none."""
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    return f"{values.mean():.2f}" if len(values) < 2 else f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"

@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from fewshot_ner.datasets import short_name
 from fewshot_ner.method import ReportContext
+from fewshot_ner.metrics import mean_std_text
 from mfner.figures import write_case_figures
 
 CELL = ("label", "target", "k", "seed")
@@ -30,13 +31,6 @@ def _per_seed(rows: pd.DataFrame) -> dict[str, object]:
         "changed_no_image": float((rows.pred != rows.pred_no_image).mean()),
         "changed_fixed": float((rows.pred != rows.pred_fixed_denoiser).mean()),
     }
-
-
-def _mean_std(values: pd.Series) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "-"
-    return f"{values.mean():.2f}" if len(values) < 2 else f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
 
 
 def denoiser_table(found: list[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
@@ -60,10 +54,10 @@ def denoiser_table(found: list[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
                 "target": short_name(target),
                 "seeds": len(grp),
                 "tokens": int(grp.tokens.sum()),
-                "beta, entity tokens": _mean_std(grp.beta_entity),
-                "beta, other tokens": _mean_std(grp.beta_other),
-                "% changed, no image text": _mean_std(100 * grp.changed_no_image),
-                "% changed, fixed gate": _mean_std(100 * grp.changed_fixed),
+                "beta, entity tokens": mean_std_text(grp.beta_entity),
+                "beta, other tokens": mean_std_text(grp.beta_other),
+                "% changed, no image text": mean_std_text(100 * grp.changed_no_image),
+                "% changed, fixed gate": mean_std_text(100 * grp.changed_fixed),
             }
         )
     return pd.DataFrame(out)
