@@ -90,6 +90,8 @@ SUITES.add(
             MethodSpec("SpanNER", "spanner"),
             MethodSpec("BERT+CRF", "bert-crf"),
             MethodSpec("ITA", "ita"),
+            MethodSpec("BERT+CRF transfer", "bert-crf", {"protocol": "transfer"}),
+            MethodSpec("ITA transfer", "ita", {"protocol": "transfer"}),
             MethodSpec("MFNER", "mfner"),
             MethodSpec("lookup", "lookup"),
             MethodSpec("proto-frozen", "proto-frozen"),
@@ -163,6 +165,38 @@ SUITES.add(
             ("ProtoNet euclidean", "ProtoNet dot"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=1"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=0"),
+        ),
+    ),
+)
+
+SUITES.add(
+    "probes-finetune",
+    Suite(
+        name="probes-finetune",
+        description=(
+            "BERT+CRF's per-episode fine-tuning choices on the source domain only (Twitter-2015's train split -> "
+            "its valid split, the first 30 of the probes' episodes): which encoder layers the support steps update "
+            "(none: the head and CRF on word vectors computed once per episode; all: the paper's full fine-tuning "
+            "at the paper's encoder rates 1e-4, 1e-5, 1e-6), the head rate, and whether transfer's support steps help."
+        ),
+        methods=(
+            MethodSpec("BERT+CRF head only", "bert-crf", {"train_layers": 0}),
+            MethodSpec("BERT+CRF head only lr 1e-2", "bert-crf", {"train_layers": 0, "head_lr": 1e-2}),
+            MethodSpec("BERT+CRF all layers 1e-4", "bert-crf", {"train_layers": None, "encoder_lr": 1e-4}),
+            MethodSpec("BERT+CRF all layers 1e-5", "bert-crf", {"train_layers": None, "encoder_lr": 1e-5}),
+            MethodSpec("BERT+CRF all layers 1e-6", "bert-crf", {"train_layers": None, "encoder_lr": 1e-6}),
+            MethodSpec("BERT+CRF transfer, no support steps", "bert-crf", {"protocol": "transfer", "steps": 0}),
+            MethodSpec("BERT+CRF transfer, 20 support steps", "bert-crf", {"protocol": "transfer", "steps": 20}),
+        ),
+        domains=("twitter2015",),
+        shots=(1,),
+        seeds=(0,),
+        max_episodes=100,
+        eval_episodes=30,
+        protocol="dev",
+        pairs=(
+            ("BERT+CRF all layers 1e-5", "BERT+CRF head only"),
+            ("BERT+CRF transfer, 20 support steps", "BERT+CRF transfer, no support steps"),
         ),
     ),
 )

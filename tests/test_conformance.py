@@ -27,6 +27,8 @@ TINY_OPTIONS: dict[str, dict] = {
     "wpz": {"passes": 1, "min_steps": 0},
     "lookup": {},
     "spanner": {"passes": 1, "min_steps": 0},
+    "bert-crf": {"steps": 2},
+    "ita": {"steps": 2},
 }
 
 WORDS = ["new", "in", "the", "game", "today", "with", "at", "and"]

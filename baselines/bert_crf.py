@@ -1,0 +1,311 @@
+"""BERT+CRF: the encoder, a linear layer to the episode's tags and the project's CRF, fine-tuned per episode.
+
+Input (``input``, default ``text+image`` as the paper ran it): the tweet [SEP] its image text;
+only the tweet's words get vectors, tags and CRF positions (the image text is context only).
+
+Two protocols (``protocol``):
+
+- ``support`` (the paper's): per test episode, the pre-trained encoder as it was before the
+  episode (restored bit for bit afterwards), a new tag head and CRF initialised from the
+  episode's generator, ``steps`` Adam steps on batches of ``batch_size`` support sentences drawn
+  by that generator (dropout too), then Viterbi on the query. Nothing is learned from the source.
+- ``transfer`` (a practitioner's): ``fit`` first fine-tunes encoder, head and CRF on every
+  labelled sentence of the source domains for ``transfer_epochs`` passes, with the catch-all
+  type under one name (Twitter-2015's OTHER and Twitter-2017's MISC are both "MISC", so the
+  head's rows serve either target); per episode, the head rows and CRF scores of the episode's
+  labels are taken from it, ``steps`` support steps follow (0: none), and the weights are
+  restored after the episode.
+
+Every per-episode draw comes from ``ctx.generator(episode.index)``: an episode's tags do not
+depend on which episodes ran before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from fewshot_ner import crf
+from fewshot_ner.data import Sentence
+from fewshot_ner.encoder import WordEncoder
+from fewshot_ner.episodes import TestEpisode
+from fewshot_ner.features import LiveFeatures, Padded
+from fewshot_ner.labels import bio_labels, tag_tensor
+from fewshot_ner.method import METHODS, FewShotMethod, Input, RunContext, SourceTask, check_input, derived_seed
+from fewshot_ner.trainer import restore, snapshot
+
+CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
+ALIASES = {"OTHER": "MISC"}
+
+
+WordsFn = Callable[[list[Sentence], str], Padded]
+
+
+def cached_words(features: LiveFeatures, sentences: list[Sentence], views: tuple[str, ...]) -> WordsFn:
+    """Word vectors of ``sentences`` in each view, computed once without gradient; a lookup by batch."""
+    with torch.no_grad():
+        table = {view: features(sentences, view) for view in views}
+    row = {s.key: i for i, s in enumerate(sentences)}
+
+    def lookup(batch: list[Sentence], view: str) -> Padded:
+        idx = torch.tensor([row[s.key] for s in batch])
+        full = table[view]
+        mask = full.mask[idx]  # (b, W)
+        width = int(mask.sum(1).max())
+        return Padded(full.vectors[idx, :width], mask[:, :width])
+
+    return lookup
+
+
+def transformer_layers(model: nn.Module) -> nn.ModuleList:
+    """The stack of transformer layers of a transformers encoder (BERT, MiniLM, MPNet: ``encoder.layer``)."""
+    for name, module in model.named_modules():
+        if name.endswith("encoder.layer") or name == "layer":
+            if isinstance(module, nn.ModuleList):
+                return module
+    raise ValueError(f"can't find the transformer layers of {type(model).__name__}")
+
+
+def canonical(label: str) -> str:
+    """``B-OTHER`` -> ``B-MISC``; other labels unchanged."""
+    prefix, _, etype = label.partition("-")
+    return f"{prefix}-{ALIASES.get(etype, etype)}" if etype else label
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Everything that decides a fine-tuning run; stored with every result (see the README for the probe)."""
+
+    input: Input = "text+image"
+    protocol: str = "support"  # support | transfer
+    encoder_lr: float = 1e-5  # the paper's grid: 1e-4, 1e-5, 1e-6
+    head_lr: float = 1e-3
+    steps: int = 20  # per-episode Adam steps on the support
+    train_layers: int | None = 0  # per-episode steps update the top N transformer layers (None: all and the embeddings)
+    batch_size: int = 4
+    grad_clip_value: float = 5.0
+    transfer_epochs: int = 1
+    transfer_batch_size: int = 16
+    transfer_encoder_lr: float = 5e-5
+    transfer_head_lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        check_input(self.input)
+        if self.protocol not in ("support", "transfer"):
+            raise ValueError(f"protocol must be support or transfer, got {self.protocol!r}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
+        if self.train_layers is not None and self.train_layers < 0:
+            raise ValueError("train_layers must be >= 0 or None")
+
+
+class TagHead(nn.Module):
+    """A linear layer to C tags and a CRF's transition, start and end scores."""
+
+    def __init__(self, hidden: int, n_tags: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden, n_tags)
+        self.transitions = nn.Parameter(torch.zeros(n_tags, n_tags))
+        self.start = nn.Parameter(torch.zeros(n_tags))
+        self.end = nn.Parameter(torch.zeros(n_tags))
+        with torch.no_grad():
+            bound = hidden**-0.5  # nn.Linear's own range, drawn from the given generator
+            self.linear.weight.uniform_(-bound, bound, generator=generator)
+            self.linear.bias.uniform_(-bound, bound, generator=generator)
+
+    def emissions(self, words: Padded) -> Tensor:
+        return self.linear(words.vectors)  # (B, W, C)
+
+    def nll(self, words: Padded, tags: Tensor) -> Tensor:
+        return crf.nll(self.emissions(words), words.mask, tags, self.transitions, self.start, self.end)
+
+    def decode(self, words: Padded) -> Tensor:
+        return crf.viterbi(self.emissions(words), words.mask, self.transitions, self.start, self.end)[0]
+
+    def rows(self, index: list[int], generator: torch.Generator | None = None) -> TagHead:
+        """A head over a subset of this one's tags (their rows and CRF scores), as a new module."""
+        out = TagHead(self.linear.in_features, len(index), generator)
+        idx = torch.tensor(index)
+        with torch.no_grad():
+            out.linear.weight.copy_(self.linear.weight[idx])
+            out.linear.bias.copy_(self.linear.bias[idx])
+            out.transitions.copy_(self.transitions[idx][:, idx])
+            out.start.copy_(self.start[idx])
+            out.end.copy_(self.end[idx])
+        return out
+
+
+@METHODS.register("bert-crf")
+class BertCRF(FewShotMethod):
+    """BERT+CRF fine-tuned per episode on its support (protocol support) or on the source first (transfer)."""
+
+    def __init__(self, ctx: RunContext, **options: Any) -> None:
+        super().__init__(ctx)
+        self.cfg = self.check_options(options)
+        self._input = self.cfg.input
+        self.encoder = WordEncoder(ctx.encoder).to(ctx.torch_device)
+        self.features = LiveFeatures(self.encoder)
+        self.source_head: TagHead | None = None
+        self._snap: dict[str, Tensor] | None = None
+        self._report: dict[str, Any] = {}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> FineTuneConfig:  # type: ignore[override]
+        fields = {f.name for f in dataclasses.fields(FineTuneConfig)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ValueError(
+                f"method {cls.__name__} has no option {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+            )
+        return FineTuneConfig(**options)
+
+    def config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.cfg) | {
+            "encoder": self.ctx.encoder,
+            "encoder_fingerprint": self.encoder.fingerprint,
+        }
+
+    def fit_report(self) -> dict[str, Any]:
+        return self._report
+
+    # -- the loss of one batch, and the view predictions read (ITA overrides both) --------------
+
+    def batch_loss(self, head: TagHead, batch: list[Sentence], labels: tuple[str, ...], words: WordsFn) -> Tensor:
+        words = words(batch, self.cfg.input)
+        tags = tag_tensor([s.tags for s in batch], labels, words.mask.size(1)).to(words.mask.device)
+        return head.nll(words, tags)
+
+    def predict_view(self) -> str:
+        return self.cfg.input
+
+    def batch_views(self) -> tuple[str, ...]:
+        """The views ``batch_loss`` reads."""
+        return (self.cfg.input,)
+
+    # -- training loops ----------------------------------------------------------------------
+
+    def encoder_params(self, train_layers: int | None) -> list[nn.Parameter]:
+        """The encoder parameters a run updates: all, or those of the top ``train_layers`` transformer layers.
+
+        Per-episode steps are the cost of this method (200 fresh adaptations a cell): updating only the
+        top layers skips the backward pass below them and the Adam update of the 30522-row embedding.
+        """
+        if train_layers is None:
+            return list(self.encoder.parameters())
+        layers = transformer_layers(self.encoder.model)
+        return [p for layer in layers[len(layers) - train_layers :] for p in layer.parameters()] if train_layers else []
+
+    def _steps(
+        self,
+        head: TagHead,
+        sentences: list[Sentence],
+        labels: tuple[str, ...],
+        n_steps: int,
+        batch_size: int,
+        lrs: tuple[float, float],
+        generator: torch.Generator,
+        train_layers: int | None = None,
+    ) -> list[float]:
+        """``n_steps`` Adam steps on batches drawn without replacement (reshuffled when used up)."""
+        groups = [{"params": list(head.parameters()), "lr": lrs[1]}]
+        trained = self.encoder_params(train_layers) if lrs[0] > 0 else []
+        if trained:
+            groups.append({"params": trained, "lr": lrs[0]})
+        keep = {id(p) for p in trained}
+        for p in self.encoder.parameters():
+            p.requires_grad_(id(p) in keep)
+        opt = torch.optim.Adam(groups)
+        params = [p for g in groups for p in g["params"]]
+        order: list[int] = []
+        losses = []
+        words: WordsFn = self.features
+        if not trained:  # the encoder is frozen for these steps: its word vectors are computed once, not per step
+            self.encoder.eval()
+            words = cached_words(self.features, sentences, self.batch_views())
+        else:
+            self.encoder.train()
+        with torch.random.fork_rng(devices=[]):  # dropout draws from a seed of this episode, not the global stream
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+            for _ in range(n_steps):
+                if len(order) < batch_size:
+                    order += torch.randperm(len(sentences), generator=generator).tolist()
+                batch, order = [sentences[i] for i in order[:batch_size]], order[batch_size:]
+                loss = self.batch_loss(head, batch, labels, words)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip_value)
+                opt.step()
+                losses.append(float(loss.detach()))
+        self.encoder.eval()
+        return losses
+
+    def fit(self, sources: list[SourceTask]) -> None:
+        if self.cfg.protocol != "transfer":
+            return
+        t0 = time.perf_counter()
+        labels = bio_labels(CANONICAL_TYPES)
+        sentences = [
+            dataclasses.replace(s, tags=tuple(canonical(t) for t in s.tags))
+            for task in sources
+            for s in task.domain.sentences
+        ]
+        generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "transfer"))
+        self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
+        per_epoch = -(-len(sentences) // self.cfg.transfer_batch_size)
+        losses = self._steps(
+            self.source_head,
+            sentences,
+            labels,
+            per_epoch * self.cfg.transfer_epochs,
+            self.cfg.transfer_batch_size,
+            (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
+            generator,
+        )
+        self._report = {
+            "transfer_sentences": len(sentences),
+            "transfer_steps": len(losses),
+            "mean_nll_last_100": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4),
+            "fit_s": round(time.perf_counter() - t0, 1),
+        }
+
+    def prepare(self, target: Any) -> None:
+        self.encoder.eval()
+        self._snap = snapshot(self.encoder)
+
+    def episode_head(self, labels: tuple[str, ...], generator: torch.Generator) -> TagHead:
+        if self.cfg.protocol == "transfer":
+            assert self.source_head is not None, "fit() trains the source head first"
+            canon = bio_labels(CANONICAL_TYPES)
+            return self.source_head.rows([canon.index(canonical(lab)) for lab in labels], generator)
+        return TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
+
+    def predict(self, episode: TestEpisode) -> list[list[str]]:
+        if self._snap is None:
+            raise RuntimeError("call prepare(target) before predict")
+        generator = self.ctx.generator(episode.index)
+        labels = episode.labels
+        head = self.episode_head(labels, generator)
+        try:
+            if self.cfg.steps:
+                self._steps(
+                    head,
+                    list(episode.support),
+                    labels,
+                    self.cfg.steps,
+                    self.cfg.batch_size,
+                    (self.cfg.encoder_lr, self.cfg.head_lr),
+                    generator,
+                    self.cfg.train_layers,
+                )
+            with torch.no_grad():
+                words = self.features(list(episode.query), self.predict_view())
+                paths = head.decode(words)  # (Bq, W)
+        finally:
+            restore(self.encoder, self._snap)  # the next episode starts from the same weights
+        return [[labels[i] for i in row[: len(s.tokens)].tolist()] for row, s in zip(paths, episode.query, strict=True)]

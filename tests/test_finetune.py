@@ -1,0 +1,93 @@
+"""BERT+CRF and ITA: restore, fitting a support, the alignment term, image-text words, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.bert_crf import BertCRF, TagHead, canonical
+from baselines.ita import ITA, alignment_kl, soft_marginals
+from fewshot_ner.episodes import TestEpisode, sample_episodes
+from fewshot_ner.features import Padded
+from fewshot_ner.method import RunContext, SourceTask
+from fewshot_ner.metrics import episode_f1
+from tests.test_conformance import tiny_domain
+
+
+def test_restore_leaves_every_parameter_bit_identical(tiny_model_dir):
+    method = BertCRF(
+        RunContext(encoder=str(tiny_model_dir), progress=False), steps=3, encoder_lr=1e-2, train_layers=None
+    )
+    target = tiny_domain("ft-tgt", 20, 3)
+    method.prepare(target)
+    before = {k: v.clone() for k, v in method.encoder.state_dict().items()}
+    ep = sample_episodes(target, 1, 0, 2).materialize(target)[0]
+    method.predict(ep.for_prediction())
+    after = method.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_bert_crf_fits_its_own_support(tiny_model_dir):
+    target = tiny_domain("ft-fit", 20, 4)
+    method = BertCRF(
+        RunContext(encoder=str(tiny_model_dir), progress=False), steps=60, encoder_lr=1e-3, head_lr=5e-2, input="text"
+    )
+    method.prepare(target)
+    ep = sample_episodes(target, 1, 0, 2).materialize(target)[0]
+    as_query = TestEpisode(0, ep.support, tuple(s.untagged() for s in ep.support), ep.types)
+    assert episode_f1([s.tags for s in ep.support], method.predict(as_query)) == pytest.approx(100.0)
+
+
+def test_kl_is_zero_for_equal_views_and_reaches_only_the_student():
+    torch.manual_seed(0)
+    head = TagHead(4, 3)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    words = Padded(torch.randn(2, 5, 4), mask)
+    same = soft_marginals(head, words, 2.0)
+    assert alignment_kl(same, same, mask).abs().item() < 1e-6
+    teacher_in = torch.randn(2, 5, 4, requires_grad=True)
+    student_in = torch.randn(2, 5, 4, requires_grad=True)
+    teacher = soft_marginals(head, Padded(teacher_in, mask), 2.0)
+    student = soft_marginals(head, Padded(student_in, mask), 2.0)
+    kl = alignment_kl(teacher, student, mask)
+    assert kl.item() > 0
+    kl.backward()
+    assert teacher_in.grad is None and student_in.grad is not None and student_in.grad.abs().sum() > 0
+
+
+def test_image_text_words_are_never_scored(tiny_model_dir):
+    """The text+image view gives vectors, tags and CRF positions to the tweet's words only."""
+    method = BertCRF(RunContext(encoder=str(tiny_model_dir), progress=False))
+    target = tiny_domain("ft-img", 10, 5)
+    sents = list(target.sentences[:3])
+    words = method.features(sents, "text+image")
+    assert words.mask.sum(1).tolist() == [len(s.tokens) for s in sents]
+
+
+def test_one_seed_gives_the_same_tags_in_any_episode_order(tiny_model_dir):
+    target = tiny_domain("ft-det", 30, 6)
+    eps = [e.for_prediction() for e in sample_episodes(target, 1, 0, 3).materialize(target)]
+
+    def tags(order):
+        torch.manual_seed(123)  # the global stream must not matter
+        method = ITA(RunContext(seed=7, encoder=str(tiny_model_dir), progress=False), steps=3)
+        method.prepare(target)
+        return {i: method.predict(eps[i]) for i in order}
+
+    assert tags([0, 1, 2]) == tags([2, 0, 1])
+
+
+def test_transfer_trains_one_head_for_both_catch_all_names(tiny_model_dir):
+    assert canonical("B-OTHER") == "B-MISC" and canonical("I-MISC") == "I-MISC" and canonical("O") == "O"
+    source, target = tiny_domain("ft-src", 20, 7), tiny_domain("ft-tgt2", 20, 8)
+    method = BertCRF(
+        RunContext(encoder=str(tiny_model_dir), progress=False), protocol="transfer", steps=0, transfer_epochs=1
+    )
+    method.fit([SourceTask(source, [])])
+    assert method.fit_report()["transfer_steps"] == 2  # 20 sentences in batches of 16
+    method.prepare(target)
+    ep = sample_episodes(target, 1, 0, 2).materialize(target)[0]
+    pred = method.predict(ep.for_prediction())
+    assert [len(p) for p in pred] == [len(s.tokens) for s in ep.query]
+    with pytest.raises(ValueError, match="protocol must be support or transfer"):
+        BertCRF.check_options({"protocol": "full"})
