@@ -8,6 +8,8 @@ per seed, delta = F1(reference) - F1(variant); over episodes, a paired bootstrap
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -73,9 +75,20 @@ def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[di
     return summary, notes
 
 
-def _encoder_suffix(labels: pd.Series) -> pd.Series:
-    """The suffix "@<encoder>" of rows run with another encoder than the default, else ""."""
-    return labels.str.partition("@")[2].map(lambda e: f"@{e}" if e else "")
+DEFAULT_ENCODER = "minilm"
+
+
+def _axes(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each record's suite row and encoder, from the record's own fields (``row``, ``encoder``).
+
+    Records written before ``row`` was a field give it by their label, which the runner wrote as
+    ``<row>@<encoder folder>`` for a non-default encoder.
+    """
+    row = rows["row"] if "row" in rows else pd.Series([None] * len(rows), index=rows.index)
+    row = row.where(row.notna(), rows.label.str.partition("@")[0])
+    encoder = rows["encoder"] if "encoder" in rows else pd.Series([None] * len(rows), index=rows.index)
+    from_label = rows.label.str.partition("@")[2].replace("", DEFAULT_ENCODER)
+    return row, encoder.where(encoder.notna(), from_label)
 
 
 def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
@@ -89,13 +102,14 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
     out = []
     if rows.empty:
         return pd.DataFrame(), notes
-    # Rows of another encoder carry "@<encoder>" and are compared with the reference of that encoder.
-    ref_label = reference + _encoder_suffix(rows.label)
-    is_ref = rows.label == ref_label
+    # Rows of another encoder are compared with the reference run on that encoder.
+    row, encoder = _axes(rows)
+    is_ref = row == reference
     methods = set(rows.method[is_ref])
-    variants = rows[~is_ref & rows.method.isin(methods) & ref_label.isin(set(rows.label[is_ref]))]
+    variants = rows[~is_ref & rows.method.isin(methods) & encoder.isin(set(encoder[is_ref]))]
     for (label, k, target), grp in variants.groupby(["label", "k", "target"], sort=True):
-        ref = rows[(rows.label == ref_label[grp.index[0]]) & (rows.k == k) & (rows.target == target)]
+        enc = encoder[grp.index[0]]
+        ref = rows[is_ref & (encoder == enc) & (rows.k == k) & (rows.target == target)]
         summary, seen = _compare(ref, grp, n_boot)
         notes += seen
         if summary is None:
@@ -128,10 +142,11 @@ def encoder_table(rows: pd.DataFrame, n_boot: int = N_BOOT) -> tuple[pd.DataFram
     out = []
     if rows.empty:
         return pd.DataFrame(), notes
-    other = rows[_encoder_suffix(rows.label) != ""]
-    for (label, k, target), grp in other.groupby(["label", "k", "target"], sort=True):
-        base_label, _, encoder = label.partition("@")
-        base = rows[(rows.label == base_label) & (rows.k == k) & (rows.target == target)]
+    row, encoder = _axes(rows)
+    other = rows[encoder != DEFAULT_ENCODER]
+    for (_label, k, target), grp in other.groupby(["label", "k", "target"], sort=True):
+        base_label, enc = row[grp.index[0]], encoder[grp.index[0]]
+        base = rows[(row == base_label) & (encoder == DEFAULT_ENCODER) & (rows.k == k) & (rows.target == target)]
         summary, seen = _compare(grp, base, n_boot)
         notes += seen
         if summary is None:
@@ -140,7 +155,7 @@ def encoder_table(rows: pd.DataFrame, n_boot: int = N_BOOT) -> tuple[pd.DataFram
             {
                 "K": k,
                 "row": base_label,
-                "encoder": encoder,
+                "encoder": Path(enc).name,
                 "target": short_name(target),
                 "seeds": summary["seeds"],
                 "encoder − default": summary["mean"],

@@ -271,6 +271,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "episodes_sha256",
                     "input",
                     "encoder",
+                    "row",
                     "options",
                     "predictions",
                     "max_episodes",

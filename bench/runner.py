@@ -130,6 +130,7 @@ def run_cell(
     record = {
         "suite": suite.name,
         "label": row_label(cell.spec.label, opts.encoder),
+        "row": cell.spec.label,
         "method": cell.spec.method,
         "options": cell.spec.options,
         "config": method.config(),
