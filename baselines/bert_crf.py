@@ -91,6 +91,7 @@ class FineTuneConfig:
     batch_size: int = 4
     grad_clip_value: float = 5.0
     transfer_epochs: int = 1
+    transfer_max_sentences: int | None = None  # the first N source sentences (None: all); --quick caps it
     transfer_batch_size: int = 16
     transfer_encoder_lr: float = 5e-5
     transfer_head_lr: float = 1e-3
@@ -164,6 +165,10 @@ class BertCRF(FewShotMethod):
                 f"method {cls.__name__} has no option {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
             )
         return FineTuneConfig(**options)
+
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        return {"transfer_max_sentences": 128}
 
     def config(self) -> dict[str, Any]:
         return dataclasses.asdict(self.cfg) | {
@@ -254,7 +259,7 @@ class BertCRF(FewShotMethod):
             dataclasses.replace(s, tags=tuple(canonical(t) for t in s.tags))
             for task in sources
             for s in task.domain.sentences
-        ]
+        ][: self.cfg.transfer_max_sentences]
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "transfer"))
         self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
         per_epoch = -(-len(sentences) // self.cfg.transfer_batch_size)

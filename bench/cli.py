@@ -210,6 +210,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if results_dir is not None:
         opts.results_dir = results_dir
+    if args.quick:
+        from bench.records import ROOT
+
+        opts.quick = True
+        opts.eval_episodes = args.episodes or QUICK_EPISODES
+        opts.train_episodes = QUICK_TRAIN_EPISODES
+        opts.seeds = opts.seeds or suite.seeds[:1]
+        opts.results_dir = results_dir or ROOT / "results-quick"
     if args.dry_run:
         from bench.runner import plan_suite
 
@@ -238,9 +246,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {opts.results_dir}")
     paths = run_suite(suite, opts)
     report = write_report(suite, opts.results_dir)
-    print(report.read_text())
+    if args.quick:
+        _print_quick(suite, opts)
+    else:
+        print(report.read_text())
     print(f"{len(paths)} record(s); report written to {report}")
     return 0
+
+
+QUICK_EPISODES = 20  # test episodes per (target, K)
+QUICK_TRAIN_EPISODES = 16  # source episodes per domain, with each method's quick_options (a few steps)
+
+
+def _print_quick(suite: Any, opts: Any) -> None:
+    """The quick run's table, then the committed full table (with the paper's columns), each labelled."""
+    from bench.records import RESULTS_DIR
+    from bench.report import suite_table
+
+    quick = suite_table(suite, opts.results_dir)
+    full = suite_table(suite, RESULTS_DIR)
+    ours = [c for c in quick.columns if not c.endswith("paper")]
+    print(
+        f"## This machine, --quick (seed {opts.seeds[0]}, first {opts.eval_episodes} test episodes, "
+        f"{QUICK_TRAIN_EPISODES} source episodes a domain, each method's quick training budget)\n"
+    )
+    print(
+        tabulate(quick[ours], headers="keys", tablefmt="github", showindex=False)
+        if not quick.empty
+        else "(nothing ran)"
+    )
+    print(f"\n## Committed full results ({RESULTS_DIR}) and the paper's\n")
+    print(tabulate(full, headers="keys", tablefmt="github", showindex=False) if not full.empty else "(none committed)")
+    print("\nQuick cells check that every method runs here; their F1 is not comparable with the full table's.")
 
 
 def _seconds(value: float | None, estimate: bool) -> str:
@@ -327,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("selection (default: the whole suite)")
     _add_selection_args(g)
     g.add_argument("--episodes", type=int, metavar="N", help="evaluate only the first N test episodes (quick look)")
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a check that every method of the suite runs here, in minutes: one seed, the first {QUICK_EPISODES} test "
+        f"episodes, {QUICK_TRAIN_EPISODES} source episodes a domain and a small fixed training budget, into "
+        "results-quick/ (never the committed results); prints its table beside the committed one and the paper's",
+    )
     g = p.add_argument_group("execution")
     g.add_argument("--device", default="cpu", metavar="DEV", help="cpu or cuda (default cpu)")
     g.add_argument(

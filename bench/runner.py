@@ -60,6 +60,8 @@ class RunOptions:
     seeds: tuple[int, ...] | None = None
     shots: tuple[int, ...] | None = None
     eval_episodes: int | None = None
+    train_episodes: int | None = None  # source episodes per domain (None: the suite's)
+    quick: bool = False  # each method's quick_options on top of its options (a fixed small training budget)
     progress: bool = True
     command: list[str] | None = None
     log: list[str] = field(default_factory=list)
@@ -108,9 +110,13 @@ def run_cell(
     asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
     seed_everything(cell.seed)
     ctx = RunContext(seed=cell.seed, device=opts.device, encoder=opts.encoder, progress=opts.progress)
-    method = METHODS.get(cell.spec.method)(ctx, **cell.spec.options)
+    cls = METHODS.get(cell.spec.method)
+    options = {**cell.spec.options, **(cls.quick_options() if opts.quick else {})}
+    method = cls(ctx, **options)
     train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
-    tasks = [SourceTask(d, train_sets[d.name].materialize(d, suite.train_episodes)) for d in sources]
+    tasks = [
+        SourceTask(d, train_sets[d.name].materialize(d, opts.train_episodes or suite.train_episodes)) for d in sources
+    ]
     method.fit(tasks)
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -132,7 +138,8 @@ def run_cell(
         "label": row_label(cell.spec.label, opts.encoder),
         "row": cell.spec.label,
         "method": cell.spec.method,
-        "options": cell.spec.options,
+        "options": options,
+        "quick": opts.quick,
         "config": method.config(),
         "input": method.input,
         "encoder": opts.encoder,
@@ -333,8 +340,9 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
 
 def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
     """Run every missing cell of ``suite``; return the record paths written or found."""
-    if opts.eval_episodes and opts.results_dir.resolve() == RESULTS_DIR.resolve():
-        raise ValueError("--episodes gives partial results: write them elsewhere with --results-dir DIR")
+    partial = opts.eval_episodes or opts.quick or opts.train_episodes
+    if partial and opts.results_dir.resolve() == RESULTS_DIR.resolve():
+        raise ValueError("--episodes and --quick give partial results: write them elsewhere with --results-dir DIR")
     check_device(opts.device)
     domains, todo, done = _select(suite, opts)
     if todo:

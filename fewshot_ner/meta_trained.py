@@ -96,6 +96,10 @@ class MetaTrained(FewShotMethod):
     def check_extra(cls, extra: dict[str, Any]) -> None:  # noqa: B027 - subclasses with choices check them
         """Raise ``ValueError`` on a bad value of a subclass option."""
 
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        return {"passes": 1, "min_steps": 0}
+
     @abstractmethod
     def build_head(self, **extra: Any) -> nn.Module:
         """The method's own parameters (a scale, a temperature, span scorers), trained at ``head_lr``."""

@@ -108,6 +108,11 @@ class FewShotMethod(ABC):
         """One line for ``bench list``: the first line of the class docstring."""
         return (inspect.getdoc(cls) or cls.__name__).splitlines()[0]
 
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        """Options that keep a ``--quick`` cell to seconds (a fixed, small training budget); default none."""
+        return {}
+
     def config(self) -> dict[str, Any]:
         """The resolved configuration, stored with every result."""
         return {}

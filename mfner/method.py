@@ -111,6 +111,10 @@ class MFNER(FewShotMethod):
         except TypeError as err:
             raise ValueError(str(err)) from None
 
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        return {"passes": 1, "min_steps": 0}
+
     @property
     def encoder(self) -> WordEncoder:
         return self.model.features.encoder

@@ -518,3 +518,28 @@ def test_check_adopts_only_exactly_reproduced_cells(suite, tiny_model_dir, tmp_p
     assert sorted(r["status"] for r in rows) == ["ok", "ok, adopted"]
     assert "predictions" in json.loads(first.read_text())  # reproduced exactly: replaced by the rerun
     assert json.loads(second.read_text()) == moved  # within tolerance but not exact: left as it was
+
+
+def test_quick_runs_every_method_small_into_a_scratch_folder(suite, tiny_model_dir, tmp_path, capsys):
+    from dataclasses import replace
+
+    from bench.suites import SUITES
+
+    quick_suite = replace(
+        suite,
+        name="mini-quick",
+        methods=(MethodSpec("proto-dot", "proto-frozen", {"similarity": "dot"}), MethodSpec("ProtoNet", "protonet")),
+    )
+    SUITES.add("mini-quick", quick_suite)
+    try:
+        argv = ["run", "--suite", "mini-quick", "--quick", "--encoder", str(tiny_model_dir), "--quiet"]
+        assert main([*argv, "--results-dir", str(tmp_path)]) == 0
+    finally:
+        del SUITES._items["mini-quick"]
+    out = capsys.readouterr().out
+    assert "--quick (seed 0" in out and "## Committed full results" in out
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("mini-quick/*/*.json")]
+    assert len(records) == 4  # 2 methods x 2 targets, one seed
+    protonet = [r for r in records if r["method"] == "protonet"]
+    assert all(r["quick"] and r["options"]["min_steps"] == 0 for r in protonet)
+    assert all(r["fit_report"]["train_episodes"] <= 16 for r in protonet)
