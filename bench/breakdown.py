@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fewshot_ner.data import Sentence
-from fewshot_ner.datasets import load_domain, short_name
+from fewshot_ner.datasets import DATASETS, load_domain, short_name
 from fewshot_ner.episodes import Episode, cached_episodes
 from fewshot_ner.labels import spans
 from fewshot_ner.metrics import decode_tags, episode_f1, mean_std_text
@@ -64,9 +64,14 @@ def _episodes(target: str, k: int, seed: int, cap: int, n: int, sha256: str) -> 
 
 
 def cell_scores(record: pd.Series) -> dict[str, float] | None:
-    """Lenient F1 (mean over episodes) and seen/unseen F1 and counts of one record with predictions."""
+    """Lenient F1 (mean over episodes) and seen/unseen F1 and counts of one record with predictions.
+
+    None for a record without predictions, or whose domains are not registered datasets (a probe's
+    split of one) or whose episodes can't be had again."""
     preds = record.get("predictions")
     if not isinstance(preds, list):
+        return None
+    if not {record.target, *record.sources} <= set(DATASETS):
         return None
     cap = record.get("max_episodes")
     cap = 200 if cap is None or (isinstance(cap, float) and np.isnan(cap)) else int(cap)

@@ -67,7 +67,8 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
                 row[f"{short} paper"] = _fmt(*ref[t])
         full = per_seed[(per_seed.label == label) & (per_seed.k == k) & (per_seed["count"] == n_targets)]
         std = float(full["mean"].std(ddof=1)) if len(full) > 1 else float("nan")
-        row[avg_name] = _fmt(float(full["mean"].mean()), std) if len(full) else "not run"
+        if n_targets > 1:  # an average over one target is that target again
+            row[avg_name] = _fmt(float(full["mean"].mean()), std) if len(full) else "not run"
         if "avg" in ref and same_as_paper:
             row["Avg paper"] = _fmt(*ref["avg"])
         out.append(row)
