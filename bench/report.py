@@ -12,6 +12,7 @@ from bench import paper
 from bench.breakdown import breakdown_table
 from bench.methods import METHODS
 from bench.paired import declared_table, encoder_table, paired_table
+from bench.plots import table_figure
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
 from bench.traces import suite_traces
@@ -200,14 +201,25 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
     )
     n = len(rows)
     paired = _paired_section(suite, rows) + _declared_section(suite, rows)
+    figure = table_figure(
+        rows,
+        f"{suite.name}: entity F1 per row, ours beside the paper's",
+        reports_dir / "figures" / f"table-{suite.name}.png",
+    )
+    figure_md = f"\n![{suite.name}](figures/{figure.name})\n" if figure else ""
     write_text_atomic(
         path,
         f"# Suite `{suite.name}`\n\n{suite.description}\n\n"
         f"Entity F1 (seqeval strict IOB2) per episode, averaged over a target's episodes; mean ± sample std "
         f"over seeds (n = seeds that ran). Avg: per seed, the mean over the targets that ran (a row missing one of them has none); it is named by its targets unless they are the paper's three (T17, T15, SNAP), and only then does the paper's Avg stand beside it; 'not run' where a target "
-        f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6.\n\n"
-        f"{body}\n\nBuilt from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
+        f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6. "
+        f"Comparing with the paper: Twitter-2017 is a filtered subset of SNAP, and the paper's T17 cells trained with SNAP "
+        f"among the sources, so its T17 figures saw near-copies of the test tweets; its T15 figures are the fairer yardstick.\n\n"
+        f"{body}\n\nTest episodes per target: at most {suite.max_episodes}"
+        + (f", the first {suite.eval_episodes} scored" if suite.eval_episodes else "")
+        + f". Built from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
+        + figure_md
         + paired
         + _encoder_section(rows)
         + _breakdown_section(rows)
@@ -221,4 +233,33 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         )
         + _method_sections(suite, rows, results_dir, reports_dir),
     )
+    write_index(reports_dir)
     return path
+
+
+def write_index(reports_dir: Path) -> Path:
+    """``reports/README.md``: every report and figure there, and the command that rebuilds each."""
+    from bench.suites import SUITES
+
+    lines = [
+        "# Reports",
+        "",
+        "Built from the records under `results/`; never edited by hand. `tests/test_committed_reports.py` rebuilds",
+        "each report and fails if the committed one differs. Every table uses seqeval's strict IOB2 entity F1, states",
+        "n (the seeds that ran) per cell and its suite's episode cap (200 test episodes per target unless said).",
+        "",
+        "| report | what | rebuild |",
+        "|---|---|---|",
+    ]
+    for path in sorted(reports_dir.glob("*.md")):
+        if path.name == "README.md":
+            continue
+        what = SUITES.get(path.stem).description if path.stem in SUITES else ""
+        lines.append(f"| [{path.name}]({path.name}) | {what} | `bench report --suite {path.stem}` |")
+    figures = sorted((reports_dir / "figures").glob("*.png"))
+    if figures:
+        lines += ["", "Figures (`figures/`), rebuilt with their suite's report:", ""]
+        lines += [f"- [{f.name}](figures/{f.name})" for f in figures]
+    index = reports_dir / "README.md"
+    write_text_atomic(index, "\n".join(lines) + "\n")
+    return index

@@ -543,3 +543,17 @@ def test_quick_runs_every_method_small_into_a_scratch_folder(suite, tiny_model_d
     protonet = [r for r in records if r["method"] == "protonet"]
     assert all(r["quick"] and r["options"]["min_steps"] == 0 for r in protonet)
     assert all(r["fit_report"]["train_episodes"] <= 16 for r in protonet)
+
+
+def test_every_report_has_its_figure_and_the_index_lists_it(suite, tiny_model_dir, tmp_path):
+    from dataclasses import replace
+
+    from bench.report import write_report
+
+    one = replace(suite, seeds=(0,))
+    run_suite(one, RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False))
+    path = write_report(one, tmp_path, tmp_path / "reports")
+    figure = tmp_path / "reports" / "figures" / "table-mini.png"
+    assert figure.stat().st_size > 5000 and "![mini](figures/table-mini.png)" in path.read_text()
+    index = (tmp_path / "reports" / "README.md").read_text()
+    assert "[mini.md](mini.md)" in index and "figures/table-mini.png" in index and "strict IOB2" in index
