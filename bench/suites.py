@@ -80,6 +80,23 @@ SUITES.add(
 )
 
 SUITES.add(
+    "ci",
+    Suite(
+        name="ci",
+        description=(
+            "The regression check CI runs: MFNER fine-tuning the bundled MiniLM for a few steps (32 source episodes, "
+            "one pass) and scored on 10 test episodes, T17 -> T15, 1 shot, seed 0; a change that moves MFNER's F1 "
+            "moves this cell (`bench check --suite ci`, one thread, as its record was made)."
+        ),
+        methods=(MethodSpec("MFNER", "mfner", {"max_train_episodes": 32, "passes": 1, "min_steps": 0}),),
+        domains=("twitter2017", "twitter2015"),
+        shots=(1,),
+        seeds=(0,),
+        eval_episodes=10,
+    ),
+)
+
+SUITES.add(
     "table3",
     Suite(
         name="table3",
