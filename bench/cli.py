@@ -207,6 +207,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command=["bench", *sys.argv[1:]],
         say=print,
+        backend="dask" if (args.backend == "dask" or args.jobs or args.scheduler) else "local",
+        scheduler=args.scheduler,
+        jobs=args.jobs or 2,
     )
     if results_dir is not None:
         opts.results_dir = results_dir
@@ -377,6 +380,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder", default="minilm", metavar="NAME|PATH", help="encoder name or local model folder (default minilm)"
     )
     g.add_argument("--force", action="store_true", help="redo cells that already have results")
+    g.add_argument(
+        "--backend",
+        choices=("local", "dask"),
+        default="local",
+        help="local: cells one after another in this process (default); dask: cells on a Dask cluster, "
+        "records written here as they finish (needs the dask extra)",
+    )
+    g.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    g.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="a local Dask cluster of N one-thread worker processes (implies --backend dask)",
+    )
     g.add_argument(
         "--dry-run",
         action="store_true",

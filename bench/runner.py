@@ -31,7 +31,7 @@ from bench.records import (
     write_record,
 )
 from bench.suites import Cell, Suite, with_options
-from fewshot_ner.datasets import Domain, available_domains, dev_split
+from fewshot_ner.datasets import Domain, available_domains, dev_split, short_name
 from fewshot_ner.encoder import check_encoder
 from fewshot_ner.episodes import EpisodeError, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
@@ -66,6 +66,10 @@ class RunOptions:
     command: list[str] | None = None
     log: list[str] = field(default_factory=list)
     say: Callable[[str], None] | None = None  # where log lines go as they happen (the CLI prints them)
+    backend: str = "local"  # local: cells in this process; dask: on a Dask cluster (bench/cluster.py)
+    scheduler: str | None = None  # a Dask scheduler address; None with dask: a local cluster of `jobs` workers
+    jobs: int = 2
+    before_cell: Callable[[Cell], None] | None = None  # runs on the worker before a dask cell (tests use it)
 
     def note(self, line: str) -> None:
         if line in self.log:
@@ -353,6 +357,13 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         opts.note(f"{len(done)} cell(s) already have results (use --force to redo)")
     written = [p for _, p in done]
     meta = provenance(opts.command)
+    if opts.backend == "dask":
+        from bench.cluster import run_on_dask
+
+        def write(cell: Cell, path: Path, record: dict, traces: list[dict], env: dict) -> Path:
+            return write_cell(cell, path, record, traces, meta | {"env": env, "worker": "dask"})
+
+        return written + run_on_dask(todo, suite, opts, write, opts.before_cell)
     for cell, path in tqdm(todo, desc=f"suite {suite.name}", disable=not opts.progress, unit="cell"):
         with claimed(path) as mine:
             if not mine:
@@ -371,15 +382,19 @@ def _run_and_write(
 ) -> Path:
     target, sources = cell_domains(suite, cell.target, by_name)
     record, traces = run_cell(cell, suite, target, sources, opts)
-    label = row_label(cell.spec.label, opts.encoder)
+    return write_cell(cell, path, record, traces, meta)
+
+
+def write_cell(cell: Cell, path: Path, record: dict, traces: list[dict], meta: dict) -> Path:
+    """Write a finished cell: its traces, then its record (atomic each), and log its line."""
     if traces:
-        trace = {"label": label, "target": cell.target, "k": cell.k, "seed": cell.seed, "rows": traces}
+        trace = {"label": record["label"], "target": cell.target, "k": cell.k, "seed": cell.seed, "rows": traces}
         write_record(path.with_suffix(".trace.json"), trace)
     write_record(path, record | meta)
     if "warning" in record:
         tqdm.write(f"warning: {record['warning']}")
     tqdm.write(
-        f"{label:14s} {target.spec.short:5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} "
+        f"{record['label']:14s} {short_name(record['target']):5s} K={cell.k} seed={cell.seed}: F1 {record['f1']:6.2f} "
         f"over {record['n_episodes']} episodes ({record['wall_s']:.0f}s)"
     )
     return path
