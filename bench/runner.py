@@ -24,6 +24,7 @@ from bench.records import (
     RESULTS_DIR,
     claim_holder,
     claimed,
+    environment,
     peak_rss_mb,
     provenance,
     read_record,
@@ -382,7 +383,7 @@ def _run_and_write(
 ) -> Path:
     target, sources = cell_domains(suite, cell.target, by_name)
     record, traces = run_cell(cell, suite, target, sources, opts)
-    return write_cell(cell, path, record, traces, meta)
+    return write_cell(cell, path, record, traces, meta | {"env": environment()})  # threads as the cell ended
 
 
 def write_cell(cell: Cell, path: Path, record: dict, traces: list[dict], meta: dict) -> Path:

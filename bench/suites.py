@@ -85,7 +85,7 @@ SUITES.add(
         name="ci",
         description=(
             "The regression check CI runs: MFNER fine-tuning the bundled MiniLM for a few steps (32 source episodes, "
-            "one pass) and scored on 10 test episodes, T17 -> T15, 1 shot, seed 0; a change that moves MFNER's F1 "
+            "one pass) and scored on 10 test episodes, both directions, 1 shot, seed 0; a change that moves MFNER's F1 "
             "moves this cell (`bench check --suite ci`, one thread, as its record was made)."
         ),
         methods=(MethodSpec("MFNER", "mfner", {"max_train_episodes": 32, "passes": 1, "min_steps": 0}),),

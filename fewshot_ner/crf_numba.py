@@ -43,14 +43,14 @@ class _BatchKernel:
         self.serial = njit(cache=True)(fn)
 
     def __call__(self, *args):
-        batch = args[0].shape[0]
-        if batch < PARALLEL_MIN_BATCH:
-            return self.serial(*args)
-        # numba's OpenMP layer shares torch's runtime and would leave torch at numba's thread count
-        # (all cores): run with torch's count and put it back, so OMP_NUM_THREADS=1 stays one thread.
+        # numba's OpenMP layer shares torch's runtime: its first call (serial or parallel) sets the
+        # runtime to numba's thread count (all cores) and would leave torch there. Run with torch's
+        # count and put it back either way, so OMP_NUM_THREADS=1 stays one thread for the encoder.
         threads = torch.get_num_threads()
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         try:
+            if args[0].shape[0] < PARALLEL_MIN_BATCH:
+                return self.serial(*args)
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             return self.parallel(*args)
         finally:
             if torch.get_num_threads() != threads:

@@ -253,3 +253,26 @@ def test_parallel_numba_kernels_leave_torchs_thread_count_alone():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("batch", [2, 64])
+def test_numbas_first_call_leaves_one_thread_one_thread(batch):
+    """In a fresh process with OMP_NUM_THREADS=1, numba's first kernel (serial or parallel) used to
+    set torch to numba's thread count (all cores): every MFNER cell ran its encoder on 2 threads."""
+    import os
+    import subprocess
+    import sys
+
+    from fewshot_ner import crf_numba
+
+    if not crf_numba.available():
+        pytest.skip("numba is not installed")
+    code = (
+        "import torch\nfrom fewshot_ner.crf import nll\n"
+        f"e = torch.randn({batch}, 5, 3)\n"
+        f"nll(e, None, torch.zeros({batch}, 5, dtype=torch.long), torch.zeros(3, 3), torch.zeros(3), torch.zeros(3), impl='numba')\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"} | {"OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
