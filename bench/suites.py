@@ -169,6 +169,9 @@ SUITES.add(
         methods=(
             MethodSpec("ProtoNet euclidean", "protonet", {"similarity": "euclidean"}),
             MethodSpec("ProtoNet dot", "protonet", {"similarity": "dot"}),
+            MethodSpec(
+                "ProtoNet euclidean, no dropout", "protonet", {"similarity": "euclidean", "encoder_dropout": False}
+            ),
             MethodSpec("SpanNER type_mix=0.5", "spanner", {"type_mix": 0.5}),
             MethodSpec("SpanNER type_mix=1", "spanner", {"type_mix": 1.0}),
             MethodSpec("SpanNER type_mix=0", "spanner", {"type_mix": 0.0}),
@@ -180,6 +183,7 @@ SUITES.add(
         protocol="dev",
         pairs=(
             ("ProtoNet euclidean", "ProtoNet dot"),
+            ("ProtoNet euclidean, no dropout", "ProtoNet euclidean"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=1"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=0"),
         ),

@@ -29,7 +29,7 @@ from fewshot_ner.encoder import WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.features import LiveFeatures
 from fewshot_ner.labels import label_ids, tag_tensor
-from fewshot_ner.method import FewShotMethod, Input, RunContext, SourceTask, check_input
+from fewshot_ner.method import ConfiguredMethod, Input, RunContext, SourceTask, check_input
 from fewshot_ner.trainer import TrainerConfig, train_episodic
 
 ABSENT = -1e4  # score of a label the support lacks: finite, so a query word gold-tagged with it costs a bounded loss
@@ -51,13 +51,14 @@ class MetaTrainedConfig:
     episodes_per_step: int = 4
     grad_clip_value: float = 5.0
     max_train_episodes: int | None = None  # per source domain; None: all
+    encoder_dropout: bool = True  # the encoder's dropout while meta-training (MFNER trains its encoder without)
 
     @property
     def trainer(self) -> TrainerConfig:
         return TrainerConfig(self.passes, self.min_steps, self.episodes_per_step, self.grad_clip_value)
 
 
-class MetaTrained(FewShotMethod):
+class MetaTrained(ConfiguredMethod):
     """Base: a subclass sets ``config_class``, builds its ``head`` and gives its ``loss`` and ``predict``."""
 
     config_class: type[MetaTrainedConfig] = MetaTrainedConfig
@@ -109,14 +110,7 @@ class MetaTrained(FewShotMethod):
         """The method's training loss on one source episode (gold tags on support and query)."""
 
     def config(self) -> dict[str, Any]:
-        return (
-            dataclasses.asdict(self.cfg)
-            | self.extra
-            | {"encoder": self.ctx.encoder, "encoder_fingerprint": self.encoder.fingerprint}
-        )
-
-    def fit_report(self) -> dict[str, Any]:
-        return self._report
+        return super().config() | self.extra
 
     def fit(self, sources: list[SourceTask]) -> None:
         t0 = time.perf_counter()
@@ -126,7 +120,7 @@ class MetaTrained(FewShotMethod):
             groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr})
         else:
             self.encoder.requires_grad_(False)
-        self.encoder.train(self.cfg.encoder_lr > 0)
+        self.encoder.train(self.cfg.encoder_lr > 0 and self.cfg.encoder_dropout)
         self.head.train()
         report = train_episodic(
             self.loss, episodes, groups, self.cfg.trainer, f"{self.shuffle_name}:{self.ctx.seed}", self.ctx.progress

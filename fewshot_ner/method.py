@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 from abc import ABC, abstractmethod
@@ -147,6 +148,27 @@ class FewShotMethod(ABC):
     def fit_report(self) -> dict[str, Any]:
         """What training measured (losses, steps, time), stored with the result; empty by default."""
         return {}
+
+
+class ConfiguredMethod(FewShotMethod):
+    """A method configured by one dataclass (``self.cfg``) around one encoder (``self.encoder``).
+
+    Its stored configuration is the dataclass with the encoder's name and weights fingerprint;
+    what ``fit`` measured goes in ``self._report``.
+    """
+
+    cfg: Any
+    encoder: Any  # fewshot_ner.encoder.WordEncoder
+    _report: dict[str, Any]
+
+    def config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.cfg) | {
+            "encoder": self.ctx.encoder,
+            "encoder_fingerprint": self.encoder.fingerprint,
+        }
+
+    def fit_report(self) -> dict[str, Any]:
+        return self._report
 
 
 @dataclass(frozen=True)
