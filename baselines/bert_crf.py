@@ -37,7 +37,7 @@ from fewshot_ner.encoder import WordEncoder
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, tag_tensor
-from fewshot_ner.method import METHODS, FewShotMethod, Input, RunContext, SourceTask, check_input, derived_seed
+from fewshot_ner.method import METHODS, ConfiguredMethod, Input, RunContext, SourceTask, check_input, derived_seed
 from fewshot_ner.trainer import restore, snapshot
 
 CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -143,7 +143,7 @@ class TagHead(nn.Module):
 
 
 @METHODS.register("bert-crf")
-class BertCRF(FewShotMethod):
+class BertCRF(ConfiguredMethod):
     """BERT+CRF fine-tuned per episode on its support (protocol support) or on the source first (transfer)."""
 
     def __init__(self, ctx: RunContext, **options: Any) -> None:
@@ -169,15 +169,6 @@ class BertCRF(FewShotMethod):
     @classmethod
     def quick_options(cls) -> dict[str, Any]:
         return {"transfer_max_sentences": 128}
-
-    def config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.cfg) | {
-            "encoder": self.ctx.encoder,
-            "encoder_fingerprint": self.encoder.fingerprint,
-        }
-
-    def fit_report(self) -> dict[str, Any]:
-        return self._report
 
     # -- the loss of one batch, and the view predictions read (ITA overrides both) --------------
 

@@ -11,7 +11,7 @@ from fewshot_ner.datasets import Domain
 from fewshot_ner.encoder import VIEWS, WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.features import FrozenFeatures, LiveFeatures
-from fewshot_ner.method import METHODS, FewShotMethod, Input, ReportContext, RunContext, SourceTask, check_input
+from fewshot_ner.method import METHODS, ConfiguredMethod, Input, ReportContext, RunContext, SourceTask, check_input
 from fewshot_ner.trainer import TrainerConfig, train_episodic
 from mfner import report_hook
 from mfner.denoiser import DenoiserMode
@@ -81,7 +81,7 @@ def make_config(**options: Any) -> MFNERConfig:
 
 
 @METHODS.register("mfner")
-class MFNER(FewShotMethod):
+class MFNER(ConfiguredMethod):
     """MFNER (the paper's model): image text as a second view, a meta-learned denoiser, L-TapNet + CDT, a CRF.
 
     Deterministic at test time: prediction is a forward pass and Viterbi, with no draws.
@@ -118,15 +118,6 @@ class MFNER(FewShotMethod):
     @property
     def encoder(self) -> WordEncoder:
         return self.model.features.encoder
-
-    def config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.cfg) | {
-            "encoder": self.ctx.encoder,
-            "encoder_fingerprint": self.encoder.fingerprint,
-        }
-
-    def fit_report(self) -> dict[str, Any]:
-        return self._report
 
     def _param_groups(self) -> list[dict[str, Any]]:
         m = self.model
