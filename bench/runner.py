@@ -36,7 +36,7 @@ from fewshot_ner.datasets import Domain, available_domains, dev_split, short_nam
 from fewshot_ner.encoder import check_encoder
 from fewshot_ner.episodes import EpisodeError, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
-from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes
+from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
 
 DEFAULT_ENCODER = "minilm"
 FEW_EPISODES = 10  # a target giving fewer test episodes than this is warned about before any cell runs
@@ -126,11 +126,16 @@ def run_cell(
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     method.prepare(target)
-    f1s, predictions = [], []  # predictions: per episode, per query sentence, encode_tags of the tags
+    f1s, lenient, predictions = [], [], []  # predictions: per episode, per query sentence, encode_tags of the tags
+    per_type: dict[str, list[int]] = {}  # strict [tp, predicted, gold] per entity type over the cell
     desc = f"{cell.spec.label} {target.spec.short} {cell.k}-shot s{cell.seed}"
     for ep in tqdm(episodes, desc=desc, disable=not opts.progress, unit="ep", leave=False):
         pred = method.predict(ep.for_prediction())
-        f1s.append(episode_f1([s.tags for s in ep.query], pred))
+        gold = [s.tags for s in ep.query]
+        f1s.append(episode_f1(gold, pred))
+        lenient.append(episode_f1(gold, pred, lenient=True))
+        for etype, c in type_counts(gold, pred).items():
+            per_type[etype] = [a + b for a, b in zip(per_type.get(etype, [0, 0, 0]), c, strict=True)]
         predictions.append([encode_tags(p, ep.labels) for p in pred])
     predict_s = time.perf_counter() - t1
     traces = []
@@ -157,6 +162,8 @@ def run_cell(
         "max_episodes": suite.max_episodes,
         "f1": mean_over_episodes(f1s),
         "f1_per_episode": f1s,
+        "f1_lenient_per_episode": lenient,
+        "type_counts": per_type,
         "predictions": predictions,
         "episodes_sha256": test_set.sha256,
         "train_episodes_sha256": {n: s.sha256 for n, s in train_sets.items()},

@@ -30,6 +30,24 @@ def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], len
         return 100.0 * float(f1_score(g, p, mode="strict", scheme=IOB2, zero_division=0))
 
 
+def type_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, list[int]]:
+    """Per entity type: [true positives, predicted, gold] strict IOB2 entities over one episode's query."""
+    from fewshot_ner.labels import spans
+
+    out: dict[str, list[int]] = {}
+    for g, p in zip(gold, pred, strict=True):
+        gs, ps = set(spans(g)), set(spans(p))
+        for _, _, t in gs | ps:
+            out.setdefault(t, [0, 0, 0])
+        for s in gs & ps:
+            out[s[2]][0] += 1
+        for s in ps:
+            out[s[2]][1] += 1
+        for s in gs:
+            out[s[2]][2] += 1
+    return out
+
+
 def mean_over_episodes(f1s: Sequence[float]) -> float:
     if not f1s:
         raise ValueError("no episodes to average")

@@ -36,3 +36,13 @@ def test_summarize_mean_and_sample_std():
     assert (out["mean"], out["std"], out["seeds"]) == (2.0, 1.0, 3)
     single = summarize(rows.iloc[:1]).iloc[0]
     assert math.isnan(single["std"])
+
+
+def test_type_counts_and_lenient_f1_by_hand():
+    from fewshot_ner.metrics import episode_f1, type_counts
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    pred = [["B-PER", "I-PER", "O", "I-LOC"]]  # the LOC is an orphan I-LOC: no entity when strict
+    assert type_counts(gold, pred) == {"PER": [1, 1, 1], "LOC": [0, 0, 1]}
+    assert episode_f1(gold, pred) == pytest.approx(100 * 2 * 1 / (1 + 2))
+    assert episode_f1(gold, pred, lenient=True) == pytest.approx(100.0)
