@@ -372,17 +372,37 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
             return write_cell(cell, path, record, traces, meta | {"env": env, "worker": "dask"})
 
         return written + run_on_dask(todo, suite, opts, write, opts.before_cell)
-    for cell, path in tqdm(todo, desc=f"suite {suite.name}", disable=not opts.progress, unit="cell"):
+    expected = cell_seconds([p for _, p in todo], opts.results_dir)
+    bar = tqdm(
+        total=round(sum(expected)),
+        desc=f"suite {suite.name}: {len(todo)} cell(s), ETA from the finished cells' medians",
+        disable=not opts.progress,
+        unit="s",
+    )
+    for (cell, path), seconds in zip(todo, expected, strict=True):
         with claimed(path) as mine:
             if not mine:
                 opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
-                continue
-            sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
-            if _is_done(path, sources, opts) and not opts.force:  # another worker finished it since the listing
-                written.append(path)
-                continue
-            written.append(_run_and_write(cell, suite, path, by_name, opts, meta))
+            else:
+                sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
+                if _is_done(path, sources, opts) and not opts.force:  # another worker finished it since the listing
+                    written.append(path)
+                else:
+                    written.append(_run_and_write(cell, suite, path, by_name, opts, meta))
+        bar.update(round(seconds))
+    bar.close()
     return written
+
+
+def cell_seconds(paths: list[Path], results_dir: Path) -> list[float]:
+    """Expected seconds of each cell: the median of the finished cells of its row, target and K, here
+    or in the committed results; else the median over all the others' expectations (else 60 s)."""
+    known = []
+    for path in paths:
+        committed = RESULTS_DIR / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
+        known.append(_expected_wall_s(path) or _expected_wall_s(committed))
+    fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0
+    return [k if k is not None else fallback for k in known]
 
 
 def _run_and_write(

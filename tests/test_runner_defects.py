@@ -217,3 +217,14 @@ def test_the_probe_protocol_never_touches_test_sentences(suite, tiny_model_dir, 
     episodes = cached_episodes(dev, 1, 0, probe.max_episodes, "test")
     assert episodes.sha256 == record["episodes_sha256"]
     assert all(k.split(":")[1] == "valid" for s, q in episodes.episodes for k in (*s, *q))
+
+
+def test_cell_seconds_come_from_the_finished_peers(tmp_path):
+    from bench.runner import cell_seconds
+
+    folder = tmp_path / "s" / "row"
+    folder.mkdir(parents=True)
+    for seed, wall in ((0, 100.0), (1, 300.0)):
+        (folder / f"twitter2017-k1-s{seed}.json").write_text(json.dumps({"wall_s": wall}))
+    todo = [folder / "twitter2017-k1-s2.json", folder / "twitter2015-k1-s0.json"]
+    assert cell_seconds(todo, tmp_path) == [200.0, 200.0]  # the median; a cell with no peer takes the others'
