@@ -6,10 +6,11 @@ them the other way round (its WPZ, WarmProtoZero, is a prototypical network; its
 matching network). We follow the paper's descriptions, so that our rows answer the paper's.
 
 Emission of a query word for tag j = scale * similarity(word, prototype_j), O an ordinary class,
-tags absent from the support masked, a learned scale (log-parameterised, starts at 1); token
+tags absent from the support masked, a learned scale (log-parameterised, starts at 1; 10 for
+cosine, whose values lie in [-1, 1]); token
 cross-entropy on the query; per-token argmax, no CRF. ``similarity``: ``euclidean`` (negative
-squared distance, Snell et al.'s choice) by default, ``dot`` as an option; the README says which
-probe chose the default.
+squared distance, Snell et al.'s choice) by default; ``dot`` and ``cosine`` as options (the
+``probes`` suite compares them on the source domain; the README gives the figures).
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ class ProtoNet(TokenClassifier):
 
     @classmethod
     def check_extra(cls, extra: dict[str, Any]) -> None:
-        if extra["similarity"] not in ("euclidean", "dot"):
-            raise ValueError(f"ProtoNet similarity must be euclidean or dot, got {extra['similarity']!r}")
+        if extra["similarity"] not in ("euclidean", "dot", "cosine"):
+            raise ValueError(f"ProtoNet similarity must be euclidean, dot or cosine, got {extra['similarity']!r}")
 
     def build_head(self, similarity: str = "euclidean") -> nn.Module:
         self.check_extra({"similarity": similarity})
-        return LogScale(1.0)
+        return LogScale(10.0 if similarity == "cosine" else 1.0)  # cosine lies in [-1, 1]: start as WPZ's 1/tau
 
     def scores(self, query: Tensor, support: Tensor, support_ids: Tensor, n_labels: int) -> Tensor:
         protos, _ = prototypes(support, support_ids, n_labels)  # (C, H)

@@ -169,6 +169,7 @@ SUITES.add(
         methods=(
             MethodSpec("ProtoNet euclidean", "protonet", {"similarity": "euclidean"}),
             MethodSpec("ProtoNet dot", "protonet", {"similarity": "dot"}),
+            MethodSpec("ProtoNet cosine", "protonet", {"similarity": "cosine"}),
             MethodSpec(
                 "ProtoNet euclidean, no dropout", "protonet", {"similarity": "euclidean", "encoder_dropout": False}
             ),
@@ -183,6 +184,7 @@ SUITES.add(
         protocol="dev",
         pairs=(
             ("ProtoNet euclidean", "ProtoNet dot"),
+            ("ProtoNet euclidean", "ProtoNet cosine"),
             ("ProtoNet euclidean, no dropout", "ProtoNet euclidean"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=1"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=0"),

@@ -93,8 +93,8 @@ def test_protonet_fits_its_own_support_after_meta_training(tiny_model_dir):
 
 
 def test_protonet_refuses_an_unknown_similarity():
-    with pytest.raises(ValueError, match="euclidean or dot"):
-        ProtoNet.check_options({"similarity": "cosine"})
+    with pytest.raises(ValueError, match="euclidean, dot or cosine"):
+        ProtoNet.check_options({"similarity": "manhattan"})
     with pytest.raises(ValueError, match="has no option"):
         ProtoNet.check_options({"simlarity": "dot"})
 
