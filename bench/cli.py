@@ -17,7 +17,9 @@ examples:
   bench list                              methods, suites, encoders, datasets
   bench data stats                        tweets per split, entities, repairs, image-text coverage
   bench episodes --k 1 --k 5              episode counts per domain beside the paper's
+  bench run --suite table3 --quick        check every method of Table 3 runs here, in minutes
   bench run --suite smoke                 a quick end-to-end check (about 3 minutes, cold cache)
+  bench run --suite table3 --jobs 2       the full table on a local Dask cluster of 2 workers
   bench run --suite table3 --seeds 0 1    part of Table 3; rerunning skips finished cells
   bench report --suite table3             reports/table3.md from results/table3/
   bench check --suite smoke               rerun the committed smoke cells; exit 1 if any F1 moved
