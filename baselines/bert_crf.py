@@ -38,6 +38,7 @@ from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, tag_tensor
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, RunContext, SourceTask, check_input, derived_seed
+from fewshot_ner.metrics import episode_f1
 from fewshot_ner.trainer import restore, snapshot
 
 CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -83,7 +84,7 @@ class FineTuneConfig:
     """Everything that decides a fine-tuning run; stored with every result (see the README for the probe)."""
 
     input: Input = "text+image"
-    protocol: str = "support"  # support | transfer
+    protocol: str = "support"  # support | transfer | fulldata
     encoder_lr: float = 1e-5  # the paper's grid: 1e-4, 1e-5, 1e-6
     head_lr: float = 1e-3
     steps: int = 20  # per-episode Adam steps on the support
@@ -91,6 +92,7 @@ class FineTuneConfig:
     batch_size: int = 4
     grad_clip_value: float = 5.0
     transfer_epochs: int = 1
+    fulldata_epochs: int = 5  # the full-data protocol: at most this many passes, the best on valid kept
     transfer_max_sentences: int | None = None  # the first N source sentences (None: all); --quick caps it
     transfer_batch_size: int = 16
     transfer_encoder_lr: float = 5e-5
@@ -98,8 +100,8 @@ class FineTuneConfig:
 
     def __post_init__(self) -> None:
         check_input(self.input)
-        if self.protocol not in ("support", "transfer"):
-            raise ValueError(f"protocol must be support or transfer, got {self.protocol!r}")
+        if self.protocol not in ("support", "transfer", "fulldata"):
+            raise ValueError(f"protocol must be support, transfer or fulldata, got {self.protocol!r}")
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
         if self.train_layers is not None and self.train_layers < 0:
@@ -242,6 +244,9 @@ class BertCRF(ConfiguredMethod):
         return losses
 
     def fit(self, sources: list[SourceTask]) -> None:
+        if self.cfg.protocol == "fulldata":
+            self._fit_fulldata(sources)
+            return
         if self.cfg.protocol != "transfer":
             return
         t0 = time.perf_counter()
@@ -270,6 +275,46 @@ class BertCRF(ConfiguredMethod):
             "fit_s": round(time.perf_counter() - t0, 1),
         }
 
+    def _fit_fulldata(self, sources: list[SourceTask]) -> None:
+        """Supervised training on the ``-train`` source for up to ``fulldata_epochs`` passes; after each, F1 on
+        the ``-valid`` source; the best epoch's weights are kept (model selection on valid, never on test)."""
+        t0 = time.perf_counter()
+        parts = {task.domain.name.rsplit("-", 1)[-1]: task.domain for task in sources}
+        train, valid = list(parts["train"].sentences), list(parts["valid"].sentences)
+        labels = bio_labels(parts["train"].types)
+        generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "fulldata"))
+        self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
+        per_epoch = -(-len(train) // self.cfg.transfer_batch_size)
+        valid_f1, best, best_state = [], -1.0, None
+        for _ in range(self.cfg.fulldata_epochs):
+            self._steps(
+                self.source_head,
+                train,
+                labels,
+                per_epoch,
+                self.cfg.transfer_batch_size,
+                (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
+                generator,
+            )
+            f1 = episode_f1([s.tags for s in valid], self._decode(self.source_head, valid, labels))
+            valid_f1.append(round(f1, 4))
+            if f1 > best:
+                best, best_state = f1, (snapshot(self.encoder), snapshot(self.source_head))
+        assert best_state is not None
+        restore(self.encoder, best_state[0])
+        restore(self.source_head, best_state[1])
+        self._report = {"valid_f1_per_epoch": valid_f1, "epochs_kept": 1 + valid_f1.index(max(valid_f1))}
+        self._report["fit_s"] = round(time.perf_counter() - t0, 1)
+
+    @torch.no_grad()
+    def _decode(self, head: TagHead, sentences: list[Any], labels: tuple[str, ...], batch: int = 64) -> list[list[str]]:
+        out = []
+        for i in range(0, len(sentences), batch):
+            part = sentences[i : i + batch]
+            paths = head.decode(self.features(part, self.predict_view()))
+            out += [[labels[j] for j in row[: len(s.tokens)].tolist()] for row, s in zip(paths, part, strict=True)]
+        return out
+
     def prepare(self, target: Any) -> None:
         self.encoder.eval()
         self._snap = snapshot(self.encoder)
@@ -286,6 +331,9 @@ class BertCRF(ConfiguredMethod):
             raise RuntimeError("call prepare(target) before predict")
         generator = self.ctx.generator(episode.index)
         labels = episode.labels
+        if self.cfg.protocol == "fulldata":  # trained once in fit: tag the whole test split
+            assert self.source_head is not None, "fit() trains on the full training split first"
+            return self._decode(self.source_head, list(episode.query), labels)
         head = self.episode_head(labels, generator)
         try:
             if self.cfg.steps:

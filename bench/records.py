@@ -25,7 +25,8 @@ from fewshot_ner.datasets import DATASETS
 def bundled_domains() -> frozenset[str]:
     """Domains with a fixed folder (shipped in ``data/``); SNAP's folder is the user's."""
     names = {name for name, spec in DATASETS.items() if spec.folder is not None}
-    return frozenset(names | {f"{n}-devtrain" for n in names})  # the probe protocol's train part
+    parts = {f"{n}-{p}" for n in names for p in ("devtrain", "train", "valid")}  # probe and full-data parts
+    return frozenset(names | parts)
 
 
 RECORD_VERSION = 2  # 2: input, encoder, sources in the identity, predict_s, predictions

@@ -40,7 +40,8 @@ def suite_records(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame
 def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (K, label); a column per target and Avg, each 'ours' and 'paper'."""
     rows = suite_records(suite, results_dir) if rows is None else rows
-    targets = [f"{d}-dev" for d in suite.domains] if suite.protocol == "dev" else list(suite.domains)
+    part = {"dev": "-dev", "fulldata": "-test"}.get(suite.protocol, "")  # the split a protocol scores
+    targets = [f"{d}{part}" for d in suite.domains]
     out = []
     if rows.empty:
         return pd.DataFrame()

@@ -32,9 +32,9 @@ from bench.records import (
     write_record,
 )
 from bench.suites import Cell, Suite, with_options
-from fewshot_ner.datasets import Domain, available_domains, dev_split, short_name
+from fewshot_ner.datasets import Domain, available_domains, dev_split, short_name, split_part
 from fewshot_ner.encoder import check_encoder
-from fewshot_ner.episodes import EpisodeError, cached_episodes
+from fewshot_ner.episodes import Episode, EpisodeError, EpisodeSet, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
 
@@ -109,18 +109,26 @@ def run_cell(
     ``suite.trace_episodes`` test episodes, with the gold tag added by the harness.
     """
     t0 = time.perf_counter()
-    test_set = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
     limit = opts.eval_episodes or suite.eval_episodes
-    episodes = test_set.materialize(target, limit)
+    if suite.protocol == "fulldata":  # one "episode": the whole test split, scored at once
+        test_set = whole_split(target)
+        episodes = [Episode(0, (), target.sentences, target.types)]
+        train_sets = {}
+    else:
+        test_set = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
+        episodes = test_set.materialize(target, limit)
+        train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
     asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
     seed_everything(cell.seed)
     ctx = RunContext(seed=cell.seed, device=opts.device, encoder=opts.encoder, progress=opts.progress)
     cls = METHODS.get(cell.spec.method)
     options = {**cell.spec.options, **(cls.quick_options() if opts.quick else {})}
     method = cls(ctx, **options)
-    train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
     tasks = [
-        SourceTask(d, train_sets[d.name].materialize(d, opts.train_episodes or suite.train_episodes)) for d in sources
+        SourceTask(d, train_sets[d.name].materialize(d, opts.train_episodes or suite.train_episodes))
+        if d.name in train_sets
+        else SourceTask(d)
+        for d in sources
     ]
     method.fit(tasks)
     fit_s = time.perf_counter() - t0
@@ -187,10 +195,19 @@ def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple
     if suite.protocol == "dev":
         train, dev = dev_split(by_name[target])
         return dev, [train]
+    if suite.protocol == "fulldata":  # supervised: the target's train split (and valid, to stop) -> its test split
+        domain = by_name[target]
+        return split_part(domain, "test", "test"), [split_part(domain, s, s) for s in ("train", "valid")]
     sources = [d for name, d in by_name.items() if name != target]
     if not sources:
         raise ValueError(f"leave-one-out needs a source domain besides {target}")
     return by_name[target], sources
+
+
+def whole_split(domain: Domain) -> EpisodeSet:
+    """The full-data protocol's test set as an episode set of one (for its hash in the record)."""
+    keys = tuple(s.key for s in domain.sentences)
+    return EpisodeSet(domain.name, domain.data_hash, 0, 0, domain.types, (((), keys),), "fulldata")
 
 
 def _no_match(option: str, given: object, choices: object) -> ValueError:
@@ -278,6 +295,8 @@ def _check_episodes(todo: list[tuple[Cell, Path]], suite: Suite, by_name: dict[s
     """Every selected (target, K, seed) can give its test episodes and every source its training ones."""
     seen: set[tuple[str, int, int]] = set()
     limit = opts.eval_episodes or suite.eval_episodes
+    if suite.protocol == "fulldata":
+        return  # no episodes: the splits themselves
     for cell, _ in todo:
         if (cell.target, cell.k, cell.seed) in seen:
             continue

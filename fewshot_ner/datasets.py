@@ -198,12 +198,14 @@ def dev_split(domain: Domain) -> tuple[Domain, Domain]:
     target ever decides anything. Returns ``(<name>-devtrain, <name>-dev)``.
     """
 
-    def part(suffix: str, split: str) -> Domain:
-        sentences = tuple(s for s in domain.sentences if s.key.split(":")[-2] == split)
-        if not sentences:
-            raise ValueError(f"{domain.name} has no {split} split to make a probe from")
-        spec = dataclasses.replace(domain.spec, name=f"{domain.name}-{suffix}", short=f"{domain.spec.short}-{suffix}")
-        digest = hashlib.sha256(f"{domain.data_hash}:{split}".encode()).hexdigest()
-        return Domain(spec, sentences, {split: domain.reports[split]}, digest)
+    return split_part(domain, "train", "devtrain"), split_part(domain, "valid", "dev")
 
-    return part("devtrain", "train"), part("dev", "valid")
+
+def split_part(domain: Domain, split: str, suffix: str) -> Domain:
+    """One standard split of a domain as a domain of its own, named ``<name>-<suffix>``."""
+    sentences = tuple(s for s in domain.sentences if s.key.split(":")[-2] == split)
+    if not sentences:
+        raise ValueError(f"{domain.name} has no {split} split")
+    spec = dataclasses.replace(domain.spec, name=f"{domain.name}-{suffix}", short=f"{domain.spec.short}-{suffix}")
+    digest = hashlib.sha256(f"{domain.data_hash}:{split}".encode()).hexdigest()
+    return Domain(spec, sentences, {split: domain.reports[split]}, digest)

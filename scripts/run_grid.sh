@@ -31,4 +31,5 @@ for s in 0 1 2 3 4; do
   run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 1 --seeds $s
 done
 run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 5 --seeds 0 1 2
+run --suite fulldata                                            # the full-data ceiling, 3 seeds
 echo "== $(date -u +%FT%TZ) done"

@@ -89,5 +89,31 @@ def test_transfer_trains_one_head_for_both_catch_all_names(tiny_model_dir):
     ep = sample_episodes(target, 1, 0, 2).materialize(target)[0]
     pred = method.predict(ep.for_prediction())
     assert [len(p) for p in pred] == [len(s.tokens) for s in ep.query]
-    with pytest.raises(ValueError, match="protocol must be support or transfer"):
+    with pytest.raises(ValueError, match="protocol must be support, transfer or fulldata"):
         BertCRF.check_options({"protocol": "full"})
+
+
+def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(suite, tiny_model_dir, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from bench.report import suite_table
+    from bench.runner import RunOptions, run_suite
+    from bench.suites import MethodSpec
+
+    full = replace(
+        suite,
+        methods=(MethodSpec("full", "bert-crf", {"protocol": "fulldata", "fulldata_epochs": 2, "input": "text"}),),
+        shots=(0,),
+        seeds=(0,),
+        protocol="fulldata",
+    )
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, only_targets=("mini17",))
+    (path,) = run_suite(full, opts)
+    record = json.loads(path.read_text())
+    assert record["target"] == "mini17-test" and record["sources"] == ["mini17-train", "mini17-valid"]
+    assert record["n_episodes"] == 1 and len(record["predictions"][0]) == 150  # the whole test split
+    report = record["fit_report"]
+    assert len(report["valid_f1_per_epoch"]) == 2 and report["epochs_kept"] in (1, 2)
+    table = suite_table(full, tmp_path)
+    assert table["mini17-test"].iloc[0].endswith("(n=1)")
