@@ -36,13 +36,12 @@ from fewshot_ner.data import Sentence
 from fewshot_ner.encoder import WordEncoder
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import LiveFeatures, Padded
-from fewshot_ner.labels import bio_labels, tag_tensor
+from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, RunContext, SourceTask, check_input, derived_seed
 from fewshot_ner.metrics import episode_f1
 from fewshot_ner.trainer import restore, snapshot
 
 CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
-ALIASES = {"OTHER": "MISC"}
 
 
 WordsFn = Callable[[list[Sentence], str], Padded]
@@ -71,12 +70,6 @@ def transformer_layers(model: nn.Module) -> nn.ModuleList:
             if isinstance(module, nn.ModuleList):
                 return module
     raise ValueError(f"can't find the transformer layers of {type(model).__name__}")
-
-
-def canonical(label: str) -> str:
-    """``B-OTHER`` -> ``B-MISC``; other labels unchanged."""
-    prefix, _, etype = label.partition("-")
-    return f"{prefix}-{ALIASES.get(etype, etype)}" if etype else label
 
 
 @dataclass(frozen=True)
@@ -252,7 +245,7 @@ class BertCRF(ConfiguredMethod):
         t0 = time.perf_counter()
         labels = bio_labels(CANONICAL_TYPES)
         sentences = [
-            dataclasses.replace(s, tags=tuple(canonical(t) for t in s.tags))
+            dataclasses.replace(s, tags=tuple(canonical_label(t) for t in s.tags))
             for task in sources
             for s in task.domain.sentences
         ][: self.cfg.transfer_max_sentences]
@@ -323,7 +316,7 @@ class BertCRF(ConfiguredMethod):
         if self.cfg.protocol == "transfer":
             assert self.source_head is not None, "fit() trains the source head first"
             canon = bio_labels(CANONICAL_TYPES)
-            return self.source_head.rows([canon.index(canonical(lab)) for lab in labels], generator)
+            return self.source_head.rows([canon.index(canonical_label(lab)) for lab in labels], generator)
         return TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
 
     def predict(self, episode: TestEpisode) -> list[list[str]]:

@@ -15,10 +15,8 @@ from typing import Any
 
 from fewshot_ner.data import Sentence
 from fewshot_ner.episodes import TestEpisode
-from fewshot_ner.labels import spans
+from fewshot_ner.labels import TYPE_ALIASES, canonical_type, spans
 from fewshot_ner.method import METHODS, FewShotMethod, RunContext, SourceTask
-
-MISC_ALIASES = ("MISC", "OTHER")  # the same catch-all type under two names
 
 
 def entities(sentence: Sentence) -> list[tuple[tuple[str, ...], str]]:
@@ -27,11 +25,8 @@ def entities(sentence: Sentence) -> list[tuple[tuple[str, ...], str]]:
 
 
 def map_type(etype: str, target_types: tuple[str, ...]) -> str | None:
-    if etype in target_types:
-        return etype
-    if etype in MISC_ALIASES:
-        return next((t for t in MISC_ALIASES if t in target_types), None)
-    return None
+    """The target's name for a source type (``canonical_type`` equal), or None if the target lacks it."""
+    return next((t for t in target_types if canonical_type(t) == canonical_type(etype)), None)
 
 
 def tag_by_lookup(tokens: tuple[str, ...], names: dict[tuple[str, ...], str], longest: int) -> list[str]:
@@ -59,7 +54,7 @@ class Lookup(FewShotMethod):
         self.counts: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
 
     def config(self) -> dict[str, Any]:
-        return {"case_sensitive": True, "misc_aliases": list(MISC_ALIASES)}
+        return {"case_sensitive": True, "misc_aliases": sorted({*TYPE_ALIASES, *TYPE_ALIASES.values()})}
 
     def fit(self, sources: list[SourceTask]) -> None:
         for task in sources:

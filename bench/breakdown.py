@@ -18,14 +18,8 @@ import pandas as pd
 from fewshot_ner.data import Sentence
 from fewshot_ner.datasets import DATASETS, load_domain, short_name
 from fewshot_ner.episodes import Episode, cached_episodes
-from fewshot_ner.labels import spans
+from fewshot_ner.labels import canonical_type, spans
 from fewshot_ner.metrics import decode_tags, episode_f1, mean_std_text
-
-CATCH_ALL = {"OTHER": "MISC"}  # one catch-all type under two names
-
-
-def _norm(etype: str) -> str:
-    return CATCH_ALL.get(etype, etype)
 
 
 @lru_cache(maxsize=8)
@@ -34,7 +28,7 @@ def seen_names(sources: tuple[str, ...]) -> frozenset[tuple[tuple[str, ...], str
     out = set()
     for name in sources:
         for s in load_domain(name).sentences:
-            out |= {(s.tokens[a:b], _norm(t)) for a, b, t in spans(s.tags)}
+            out |= {(s.tokens[a:b], canonical_type(t)) for a, b, t in spans(s.tags)}
     return frozenset(out)
 
 
@@ -45,7 +39,7 @@ def split_counts(query: Iterable[Sentence], predicted: Iterable[list[str]], seen
         gold = {(a, b, t) for a, b, t in spans(sent.tags)}
         pred = {(a, b, t) for a, b, t in spans(tags)}
         for a, b, t in gold | pred:
-            group = "seen" if (sent.tokens[a:b], _norm(t)) in seen else "unseen"
+            group = "seen" if (sent.tokens[a:b], canonical_type(t)) in seen else "unseen"
             counts[group] += [(a, b, t) in gold and (a, b, t) in pred, (a, b, t) in pred, (a, b, t) in gold]
     return counts
 

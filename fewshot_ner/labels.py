@@ -11,6 +11,21 @@ from torch import Tensor
 TYPE_NAMES = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous", "OTHER": "other"}
 
 
+#: Twitter-2015's OTHER and Twitter-2017's MISC are one catch-all type under two names.
+TYPE_ALIASES = {"OTHER": "MISC"}
+
+
+def canonical_type(etype: str) -> str:
+    """An entity type under its one name across datasets: ``OTHER`` -> ``MISC``; others unchanged."""
+    return TYPE_ALIASES.get(etype, etype)
+
+
+def canonical_label(label: str) -> str:
+    """A label under its one name across datasets: ``B-OTHER`` -> ``B-MISC``; others unchanged."""
+    prefix, _, etype = label.partition("-")
+    return f"{prefix}-{canonical_type(etype)}" if etype else label
+
+
 def bio_labels(types: tuple[str, ...]) -> tuple[str, ...]:
     """The label list of an episode: ``O`` then ``B-x, I-x`` per type, in type order."""
     return ("O",) + tuple(f"{p}-{t}" for t in types for p in ("B", "I"))
