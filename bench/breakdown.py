@@ -19,7 +19,7 @@ from fewshot_ner.data import Sentence
 from fewshot_ner.datasets import DATASETS, load_domain, short_name
 from fewshot_ner.episodes import Episode, cached_episodes
 from fewshot_ner.labels import canonical_type, spans
-from fewshot_ner.metrics import decode_tags, episode_f1, mean_std_text
+from fewshot_ner.metrics import decode_tags, entity_counts, episode_f1, mean_std_text
 
 
 @lru_cache(maxsize=8)
@@ -34,14 +34,14 @@ def seen_names(sources: tuple[str, ...]) -> frozenset[tuple[tuple[str, ...], str
 
 def split_counts(query: Iterable[Sentence], predicted: Iterable[list[str]], seen: frozenset) -> dict[str, np.ndarray]:
     """Per group ("seen", "unseen"): [true positives, predicted, gold] over one episode's query."""
-    counts = {"seen": np.zeros(3, dtype=int), "unseen": np.zeros(3, dtype=int)}
-    for sent, tags in zip(query, predicted, strict=True):
-        gold = {(a, b, t) for a, b, t in spans(sent.tags)}
-        pred = {(a, b, t) for a, b, t in spans(tags)}
-        for a, b, t in gold | pred:
-            group = "seen" if (sent.tokens[a:b], canonical_type(t)) in seen else "unseen"
-            counts[group] += [(a, b, t) in gold and (a, b, t) in pred, (a, b, t) in pred, (a, b, t) in gold]
-    return counts
+    query = list(query)
+
+    def group(i: int, span: tuple[int, int, str]) -> str:
+        a, b, t = span
+        return "seen" if (query[i].tokens[a:b], canonical_type(t)) in seen else "unseen"
+
+    found = entity_counts([s.tags for s in query], list(predicted), group)
+    return {g: np.array(found.get(g, [0, 0, 0])) for g in ("seen", "unseen")}
 
 
 def _f1(c: np.ndarray) -> float:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
+
+from fewshot_ner.labels import Span, spans
 
 
 def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], lenient: bool = False) -> float:
@@ -30,22 +32,27 @@ def episode_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], len
         return 100.0 * float(f1_score(g, p, mode="strict", scheme=IOB2, zero_division=0))
 
 
+def entity_counts(
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    group: Callable[[int, Span], str] = lambda _i, span: span[2],
+) -> dict[str, list[int]]:
+    """Per group: [true positives, predicted, gold] strict IOB2 entities over one episode's query;
+    ``group(sentence index, (start, end, type))`` names an entity's group (default: its type)."""
+    out: dict[str, list[int]] = {}
+    for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
+        gs, ps = set(spans(g)), set(spans(p))
+        for s in gs | ps:
+            counts = out.setdefault(group(i, s), [0, 0, 0])
+            counts[0] += s in gs and s in ps
+            counts[1] += s in ps
+            counts[2] += s in gs
+    return out
+
+
 def type_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, list[int]]:
     """Per entity type: [true positives, predicted, gold] strict IOB2 entities over one episode's query."""
-    from fewshot_ner.labels import spans
-
-    out: dict[str, list[int]] = {}
-    for g, p in zip(gold, pred, strict=True):
-        gs, ps = set(spans(g)), set(spans(p))
-        for _, _, t in gs | ps:
-            out.setdefault(t, [0, 0, 0])
-        for s in gs & ps:
-            out[s[2]][0] += 1
-        for s in ps:
-            out[s[2]][1] += 1
-        for s in gs:
-            out[s[2]][2] += 1
-    return out
+    return entity_counts(gold, pred)
 
 
 def mean_over_episodes(f1s: Sequence[float]) -> float:
