@@ -175,6 +175,9 @@ SUITES.add(
             MethodSpec(
                 "ProtoNet euclidean, no dropout", "protonet", {"similarity": "euclidean", "encoder_dropout": False}
             ),
+            MethodSpec("ProtoNet euclidean, io", "protonet", {"similarity": "euclidean", "tagging": "io"}),
+            MethodSpec("WPZ", "wpz", {}),
+            MethodSpec("WPZ, io", "wpz", {"tagging": "io"}),
             MethodSpec("SpanNER type_mix=0.5", "spanner", {"type_mix": 0.5}),
             MethodSpec("SpanNER type_mix=1", "spanner", {"type_mix": 1.0}),
             MethodSpec("SpanNER type_mix=0", "spanner", {"type_mix": 0.0}),
@@ -188,6 +191,8 @@ SUITES.add(
             ("ProtoNet euclidean", "ProtoNet dot"),
             ("ProtoNet euclidean", "ProtoNet cosine"),
             ("ProtoNet euclidean, no dropout", "ProtoNet euclidean"),
+            ("ProtoNet euclidean, io", "ProtoNet euclidean"),
+            ("WPZ, io", "WPZ"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=1"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=0"),
         ),

@@ -31,6 +31,34 @@ def bio_labels(types: tuple[str, ...]) -> tuple[str, ...]:
     return ("O",) + tuple(f"{p}-{t}" for t in types for p in ("B", "I"))
 
 
+def io_classes(labels: tuple[str, ...]) -> tuple[tuple[str, ...], list[int]]:
+    """IO view of a BIO label list: the classes (``O`` then each type once) and each label's class.
+
+    ``("O", "B-PER", "I-PER")`` -> ``(("O", "PER"), [0, 1, 1])``: ``B-x`` and ``I-x`` are one class.
+    """
+    classes = ["O"]
+    of_label = []
+    for label in labels:
+        etype = label.partition("-")[2] or "O"
+        if etype not in classes:
+            classes.append(etype)
+        of_label.append(classes.index(etype))
+    return tuple(classes), of_label
+
+
+def io_to_bio(classes: Sequence[str]) -> list[str]:
+    """IO tags of a sentence's words (``O`` or a type) as IOB2: a run of one type is one entity.
+
+    Two entities of one type side by side can't be told apart in IO (they come out as one): the
+    price of the scheme, and why it is an option, not the default, of the token-wise methods.
+    """
+    out, prev = [], "O"
+    for c in classes:
+        out.append("O" if c == "O" else f"{'I' if c == prev else 'B'}-{c}")
+        prev = c
+    return out
+
+
 def label_ids(tags: Sequence[str], labels: tuple[str, ...]) -> list[int]:
     """Each tag's index in ``labels``; a tag outside them is an error that names it."""
     index = {label: i for i, label in enumerate(labels)}

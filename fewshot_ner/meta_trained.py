@@ -6,10 +6,11 @@ trainer, the method's own small parameters (its ``head``), and the stored config
 subclass brings its ``loss`` on a source episode and its ``predict``.
 
 ``TokenClassifier`` (ProtoNet, WPZ) goes one step further: a subclass gives only its ``scores``
-(query words against the support, one score per label). Here: the input axis (``text`` or
+(query words against the support, one score per class). Here: the input axis (``text`` or
 ``text+image``: the tweet's own words read from the tweet [SEP] image-text view, as MFNER's
-second view), token cross-entropy on each source episode's query, labels absent from the
-support masked, and per-token argmax at test time (no CRF).
+second view), the tagging scheme (``bio``: a class per BIO label; ``io``: a class per entity type,
+``B-x`` and ``I-x`` pooled, written back as IOB2 by runs), token cross-entropy on each source
+episode's query, classes absent from the support masked, and per-token argmax at test time (no CRF).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import dataclasses
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ from fewshot_ner.datasets import Domain
 from fewshot_ner.encoder import WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.features import LiveFeatures
-from fewshot_ner.labels import label_ids, tag_tensor
+from fewshot_ner.labels import io_classes, io_to_bio, label_ids, tag_tensor
 from fewshot_ner.method import ConfiguredMethod, Input, RunContext, SourceTask, check_input
 from fewshot_ner.trainer import TrainerConfig, train_episodic
 
@@ -134,35 +135,67 @@ class MetaTrained(ConfiguredMethod):
         self.head.eval()
 
 
+Tagging = Literal["bio", "io"]
+
+
+@dataclass(frozen=True)
+class TokenClassifierConfig(MetaTrainedConfig):
+    """``MetaTrainedConfig`` plus the tagging scheme of the token-wise methods.
+
+    ``bio`` (a class per label, the paper's setting): in 1 shot the support's one entity of a type
+    is often a single word, so ``I-x`` has no support vector, is masked, and no multi-word entity of
+    that type can be written. ``io`` (Few-NERD's ProtoBERT setting): one class per type, prototypes
+    from every word of the type's entities, runs written back as IOB2; two same-type entities side
+    by side merge. The ``probes`` suite compares the two on the source domain.
+    """
+
+    tagging: Tagging = "bio"
+
+    def __post_init__(self) -> None:
+        if self.tagging not in ("bio", "io"):
+            raise ValueError(f"tagging must be bio or io, got {self.tagging!r}")
+
+
 class TokenClassifier(MetaTrained):
     """Base of the token-wise metric methods: a subclass implements ``scores``."""
 
+    config_class = TokenClassifierConfig
+    cfg: TokenClassifierConfig
     shuffle_name = "token-classifier"
 
     @abstractmethod
     def scores(self, query: Tensor, support: Tensor, support_ids: Tensor, n_labels: int) -> Tensor:
-        """Scores ``(Bq, W, C)`` of query words ``(Bq, W, H)`` given support words ``(N, H)`` with ids ``(N,)``."""
+        """Scores ``(Bq, W, C)`` of query words ``(Bq, W, H)`` given support words ``(N, H)`` with class ids
+        ``(N,)``; C classes."""
 
-    def _emissions(self, episode: Episode | TestEpisode) -> tuple[Tensor, Tensor, Tensor]:
-        """Masked scores ``(Bq, W, C)`` (absent labels at ``ABSENT``), the query mask ``(Bq, W)`` and the
-        labels present in the support ``(C,)``."""
-        labels = episode.labels
+    def _classes(self, labels: tuple[str, ...]) -> tuple[tuple[str, ...], Tensor]:
+        """The classes scored (the labels, or their IO types) and each label's class ``(L,)``."""
+        if self.cfg.tagging == "io":
+            classes, of_label = io_classes(labels)
+            return classes, torch.tensor(of_label)
+        return labels, torch.arange(len(labels))
+
+    def _emissions(self, episode: Episode | TestEpisode) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Masked scores ``(Bq, W, C)`` over the classes (absent ones at ``ABSENT``), the query mask
+        ``(Bq, W)``, the classes present in the support ``(C,)`` and each label's class ``(L,)``."""
+        classes, of_label = self._classes(episode.labels)
         sup = self.features(list(episode.support), self.cfg.input)
         qry = self.features(list(episode.query), self.cfg.input)
-        ids = torch.tensor(
-            [i for s in episode.support for i in label_ids(s.tags, labels)], device=sup.vectors.device
-        )  # (N,)
-        scores = self.scores(qry.vectors, sup.vectors[sup.mask], ids, len(labels))  # (Bq, W, C)
-        present = torch.bincount(ids, minlength=len(labels)) > 0  # (C,)
-        return scores.masked_fill(~present, ABSENT), qry.mask, present
+        of_label = of_label.to(sup.vectors.device)
+        support_labels = [i for s in episode.support for i in label_ids(s.tags, episode.labels)]
+        ids = of_label[torch.tensor(support_labels, device=of_label.device)]  # (N,) class of each support word
+        scores = self.scores(qry.vectors, sup.vectors[sup.mask], ids, len(classes))  # (Bq, W, C)
+        present = torch.bincount(ids, minlength=len(classes)) > 0  # (C,)
+        return scores.masked_fill(~present, ABSENT), qry.mask, present, of_label
 
     def loss(self, episode: Episode) -> Tensor:
         """Token cross-entropy of the query's gold tags, mean over the query words whose gold label the
         support holds. A word gold-tagged with a label the support lacks (in 1-shot, often an ``I-X``)
         can't be scored by any support vector; kept in the loss at ``ABSENT`` it would cost 1e4 and
         swamp every other word (the first ProtoNet cells trained that way: mean NLL 350, F1 15)."""
-        scores, mask, present = self._emissions(episode)
-        gold = tag_tensor([s.tags for s in episode.query], episode.labels, mask.size(1)).to(mask.device)  # (Bq, W)
+        scores, mask, present, of_label = self._emissions(episode)
+        gold_labels = tag_tensor([s.tags for s in episode.query], episode.labels, mask.size(1))  # (Bq, W)
+        gold = of_label[gold_labels.to(mask.device)]  # (Bq, W) class ids
         keep = mask & present[gold]  # (Bq, W)
         if not keep.any():
             return scores.sum() * 0.0  # nothing scorable: no gradient, but a graph for backward
@@ -170,7 +203,8 @@ class TokenClassifier(MetaTrained):
 
     @torch.no_grad()
     def predict(self, episode: TestEpisode) -> list[list[str]]:
-        scores, _, _ = self._emissions(episode)
-        best = scores.argmax(-1)  # (Bq, W)
-        labels = episode.labels
-        return [[labels[i] for i in row[: len(s.tokens)].tolist()] for row, s in zip(best, episode.query, strict=True)]
+        scores, _, _, _ = self._emissions(episode)
+        best = scores.argmax(-1)  # (Bq, W) class ids
+        classes, _ = self._classes(episode.labels)
+        rows = [[classes[i] for i in row[: len(s.tokens)].tolist()] for row, s in zip(best, episode.query, strict=True)]
+        return [io_to_bio(r) for r in rows] if self.cfg.tagging == "io" else rows

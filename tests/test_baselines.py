@@ -13,6 +13,7 @@ from baselines.wpz import matching_scores
 from fewshot_ner.data import LoadReport, QuerySentence, Sentence
 from fewshot_ner.datasets import DatasetSpec, Domain
 from fewshot_ner.episodes import TestEpisode
+from fewshot_ner.labels import io_classes, io_to_bio
 from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.prototypes import prototypes, similarity
 
@@ -76,15 +77,22 @@ def test_entities_are_strict_iob2_spans():
     assert entities(s) == [(("a", "b"), "PER"), (("d",), "LOC")]
 
 
-def test_protonet_fits_its_own_support_after_meta_training(tiny_model_dir):
-    """Meta-trained on a tiny source, ProtoNet tags the support it was given with F1 1.0."""
+@pytest.mark.parametrize("tagging", ["bio", "io"])
+def test_protonet_fits_its_own_support_after_meta_training(tiny_model_dir, tagging):
+    """Meta-trained on a tiny source, ProtoNet tags the support it was given with F1 1.0 (either scheme)."""
     from fewshot_ner.episodes import sample_episodes
     from fewshot_ner.metrics import episode_f1
     from tests.test_conformance import tiny_domain
 
     torch.manual_seed(0)
     source, target = tiny_domain("fit-src", 40, 1), tiny_domain("fit-tgt", 40, 2)
-    method = ProtoNet(RunContext(encoder=str(tiny_model_dir), progress=False), passes=3, min_steps=60, encoder_lr=1e-3)
+    method = ProtoNet(
+        RunContext(encoder=str(tiny_model_dir), progress=False),
+        passes=3,
+        min_steps=60,
+        encoder_lr=1e-3,
+        tagging=tagging,
+    )
     method.fit([SourceTask(source, sample_episodes(source, 1, 0, None, "train").materialize(source))])
     method.prepare(target)
     ep = sample_episodes(target, 1, 0, 3).materialize(target)[0]
@@ -97,6 +105,23 @@ def test_protonet_refuses_an_unknown_similarity():
         ProtoNet.check_options({"similarity": "manhattan"})
     with pytest.raises(ValueError, match="has no option"):
         ProtoNet.check_options({"simlarity": "dot"})
+    with pytest.raises(ValueError, match="tagging must be bio or io"):
+        ProtoNet.check_options({"tagging": "bioes"})
+
+
+def test_io_tagging_scores_a_type_whose_support_entity_is_one_word(tiny_model_dir):
+    """In 1 shot the support's PER is one word: BIO has no I-PER vector and masks it; IO pools B and I into
+    one PER class, present, so a two-word name can be written (as B-PER I-PER)."""
+    support = (sent("s:0", "Ann is here", "B-PER O O"),)
+    query = (QuerySentence("q:0", ("Ann", "Lee", "is", "here"), "q:0", ""),)
+    episode = TestEpisode(0, support, query, ("PER",))
+    present = {}
+    for tagging in ("bio", "io"):
+        method = ProtoNet(RunContext(encoder=str(tiny_model_dir), progress=False), tagging=tagging)
+        classes, _ = method._classes(episode.labels)
+        _, _, mask, _ = method._emissions(episode)
+        present[tagging] = [c for c, m in zip(classes, mask.tolist(), strict=True) if m]
+    assert present == {"bio": ["O", "B-PER"], "io": ["O", "PER"]}
 
 
 # --- SpanNER: enumeration, scores, decoding ------------------------------------------------
@@ -156,3 +181,28 @@ def test_a_query_label_the_support_lacks_costs_nothing(tiny_model_dir):
     loss_inner = method.loss(Episode(0, support, with_inner, ("PER",)))
     loss_plain = method.loss(Episode(0, support, without, ("PER",)))
     assert loss_inner.item() < 100 and loss_plain.item() < 100  # the masked score is -1e4
+
+
+def test_io_classes_and_back_to_iob2_by_hand():
+    assert io_classes(("O", "B-PER", "I-PER", "B-LOC", "I-LOC")) == (("O", "PER", "LOC"), [0, 1, 1, 2, 2])
+    assert io_to_bio(["PER", "PER", "O", "LOC", "PER", "O", "O", "LOC", "LOC"]) == [
+        "B-PER", "I-PER", "O", "B-LOC", "B-PER", "O", "O", "B-LOC", "I-LOC",
+    ]  # fmt: skip
+
+
+def test_io_round_trip_keeps_every_entity_unless_two_of_a_type_touch():
+    """Brute force over every BIO sequence of 5 words and 2 types: the IO view written back as IOB2
+    gives the same entities exactly when no entity starts right after one of its own type."""
+    import itertools
+
+    from fewshot_ner.labels import spans
+
+    labels = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+    classes, of_label = io_classes(labels)
+    for tags in itertools.product(labels, repeat=5):
+        gold = spans(tags)
+        back = spans(io_to_bio([classes[of_label[labels.index(t)]] for t in tags]))
+        touching = any(a[1] == b[0] and a[2] == b[2] for a in gold for b in gold)
+        strict_ok = all(t == "O" or t.startswith("B-") or (i and tags[i - 1][2:] == t[2:]) for i, t in enumerate(tags))
+        if strict_ok and not touching:
+            assert back == gold, tags
