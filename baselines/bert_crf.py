@@ -63,15 +63,6 @@ def cached_words(features: LiveFeatures, sentences: list[Sentence], views: tuple
     return lookup
 
 
-def transformer_layers(model: nn.Module) -> nn.ModuleList:
-    """The stack of transformer layers of a transformers encoder (BERT, MiniLM, MPNet: ``encoder.layer``)."""
-    for name, module in model.named_modules():
-        if name.endswith("encoder.layer") or name == "layer":
-            if isinstance(module, nn.ModuleList):
-                return module
-    raise ValueError(f"can't find the transformer layers of {type(model).__name__}")
-
-
 @dataclass(frozen=True)
 class FineTuneConfig:
     """Everything that decides a fine-tuning run; stored with every result (see the README for the probe)."""
@@ -181,17 +172,6 @@ class BertCRF(ConfiguredMethod):
 
     # -- training loops ----------------------------------------------------------------------
 
-    def encoder_params(self, train_layers: int | None) -> list[nn.Parameter]:
-        """The encoder parameters a run updates: all, or those of the top ``train_layers`` transformer layers.
-
-        Per-episode steps are the cost of this method (200 fresh adaptations a cell): updating only the
-        top layers skips the backward pass below them and the Adam update of the 30522-row embedding.
-        """
-        if train_layers is None:
-            return list(self.encoder.parameters())
-        layers = transformer_layers(self.encoder.model)
-        return [p for layer in layers[len(layers) - train_layers :] for p in layer.parameters()] if train_layers else []
-
     def _steps(
         self,
         head: TagHead,
@@ -205,7 +185,7 @@ class BertCRF(ConfiguredMethod):
     ) -> list[float]:
         """``n_steps`` Adam steps on batches drawn without replacement (reshuffled when used up)."""
         groups = [{"params": list(head.parameters()), "lr": lrs[1]}]
-        trained = self.encoder_params(train_layers) if lrs[0] > 0 else []
+        trained = self.encoder.top_parameters(train_layers) if lrs[0] > 0 else []
         if trained:
             groups.append({"params": trained, "lr": lrs[0]})
         keep = {id(p) for p in trained}

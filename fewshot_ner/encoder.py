@@ -153,6 +153,15 @@ class WordBatch:
         )
 
 
+def transformer_layers(model: nn.Module) -> nn.ModuleList:
+    """The stack of transformer layers of a transformers encoder (BERT, MiniLM, MPNet: ``encoder.layer``)."""
+    for name, module in model.named_modules():
+        if name.endswith("encoder.layer") or name == "layer":
+            if isinstance(module, nn.ModuleList):
+                return module
+    raise ValueError(f"can't find the transformer layers of {type(model).__name__}")
+
+
 class WordEncoder(nn.Module):
     """A transformers encoder giving word vectors ``(B, W, H)`` for either view."""
 
@@ -180,6 +189,19 @@ class WordEncoder(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def top_parameters(self, n_layers: int | None) -> list[nn.Parameter]:
+        """The parameters of the top ``n_layers`` transformer layers; ``None``: every parameter.
+
+        What a run fine-tunes: freeze the rest (``requires_grad_(False)``) and the backward pass
+        stops at the lowest trained layer, with no gradient for the 30522-row word embedding.
+        """
+        if n_layers is None:
+            return list(self.parameters())
+        if n_layers < 0:
+            raise ValueError(f"the number of trained layers must be >= 0 or None, got {n_layers}")
+        layers = transformer_layers(self.model)
+        return [p for layer in layers[len(layers) - n_layers :] for p in layer.parameters()] if n_layers else []
 
     def _clean(self, sentences: list[list[str]]) -> list[list[str]]:
         """Replace words that tokenize to nothing (a lone NBSP, say) with the unknown token."""

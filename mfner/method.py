@@ -39,6 +39,7 @@ class MFNERConfig:
     episodes_per_step: int = 4
     grad_clip_value: float = 5.0
     sparse_embedding_grad: bool = False  # same sums in another order; ~25% faster fine-tuning on CPU (README)
+    train_layers: int | None = None  # fine-tune the top N transformer layers only (None: all and the embeddings)
     input: Input = "text+image"  # "text": E_f = E_t, the paper's "without image text" ablation
     denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
     similarity: str = "euclidean"  # dot in the reference code; see README (MFNER defaults)
@@ -77,6 +78,8 @@ def make_config(**options: Any) -> MFNERConfig:
         raise TypeError(f"unknown MFNER options {sorted(unknown)}; known: {sorted(fields)}")
     cfg = MFNERConfig(**{**PROFILES[profile], **options})
     check_input(cfg.input)
+    if cfg.train_layers is not None and cfg.train_layers < 0:
+        raise ValueError(f"train_layers must be >= 0 or None, got {cfg.train_layers}")
     return cfg
 
 
@@ -126,8 +129,12 @@ class MFNER(ConfiguredMethod):
             {"params": list(m.denoiser.parameters()), "lr": self.cfg.denoiser_lr},
             {"params": list(m.tapnet.parameters()), "lr": self.cfg.head_lr},
         ]
-        if not self.cfg.frozen and self.cfg.encoder_lr > 0:
-            groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr})
+        trained = self.encoder.top_parameters(self.cfg.train_layers)
+        if not self.cfg.frozen and self.cfg.encoder_lr > 0 and trained:
+            keep = {id(p) for p in trained}
+            for p in self.encoder.parameters():  # frozen below: the backward pass stops at the lowest trained layer
+                p.requires_grad_(id(p) in keep)
+            groups.append({"params": trained, "lr": self.cfg.encoder_lr})
             # Dense, each backward zero-fills and adds a (vocab, H) gradient (MiniLM: 30522 x 384) for
             # every encoder call; sparse, the rows touched are kept until one densify per step.
             self.encoder.model.get_input_embeddings().sparse = self.cfg.sparse_embedding_grad
@@ -145,7 +152,7 @@ class MFNER(ConfiguredMethod):
             raise ValueError("MFNER needs source episodes to meta-train on")
         groups = self._param_groups()
         self.model.train()
-        if self.cfg.frozen or self.cfg.encoder_lr == 0:
+        if self.cfg.frozen or self.cfg.encoder_lr == 0 or self.cfg.train_layers == 0:
             self.encoder.eval()
         report = train_episodic(
             self.model.loss, episodes, groups, self.cfg.trainer, f"mfner-train:{self.ctx.seed}", self.ctx.progress

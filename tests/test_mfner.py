@@ -199,3 +199,47 @@ def test_sparse_embedding_gradient_equals_the_dense_one(tiny_model_dir, register
         grads[sparse] = weight.grad.clone()
     assert grads[True].abs().sum() > 0
     torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("train_layers", [None, 1, 0])
+def test_train_layers_updates_the_top_layers_only(tiny_model_dir, registered, train_layers):
+    """Fine-tuning the top N layers changes them and leaves every parameter below bit-identical; the
+    trained layers' gradients equal those of full fine-tuning on the same episode (the frozen part only
+    stops the backward pass early, it does not change what flows through the layers above)."""
+    source = synthetic_domain(f"syn-layers-{train_layers}", 40, 9, text_tells=True, noisy_half=False)
+    torch.manual_seed(0)
+    method = MFNER(
+        RunContext(encoder=str(tiny_model_dir), progress=False), train_layers=train_layers, passes=1, min_steps=0
+    )
+    before = {n: p.detach().clone() for n, p in method.encoder.named_parameters()}
+    method.fit([SourceTask(source, sample_episodes(source, 1, 0, None, "train").materialize(source))])
+    changed = {n for n, p in method.encoder.named_parameters() if not torch.equal(p, before[n])}
+    top = {n for n, _ in method.encoder.named_parameters() if n.startswith("model.encoder.layer.1.")}
+    if train_layers is None:
+        assert top < changed and any("embeddings" in n for n in changed)
+    elif train_layers == 1:
+        assert changed == top
+    else:
+        assert changed == set()
+
+
+def test_train_layers_gradients_match_full_fine_tuning_above_the_cut(tiny_model_dir, registered):
+    source = synthetic_domain("syn-layers-grad", 40, 10, text_tells=True, noisy_half=False)
+    episode = sample_episodes(source, 1, 0, None, "train").materialize(source)[0]
+    grads = {}
+    for train_layers in (None, 1):
+        torch.manual_seed(0)
+        method = MFNER(RunContext(encoder=str(tiny_model_dir), progress=False), train_layers=train_layers)
+        method._param_groups()
+        method.model.features.add_domain(source)
+        method.model.train()
+        method.model.loss(episode).backward()
+        grads[train_layers] = {
+            n: p.grad.clone() for n, p in method.encoder.named_parameters() if n.startswith("model.encoder.layer.1.")
+        }
+        below = [p.grad for n, p in method.encoder.named_parameters() if not n.startswith("model.encoder.layer.1.")]
+        assert all(g is None for g in below) == (train_layers == 1)
+    for name, grad in grads[None].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="train_layers must be >= 0"):
+        MFNER.check_options({"train_layers": -1})
