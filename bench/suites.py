@@ -176,6 +176,7 @@ SUITES.add(
                 "ProtoNet euclidean, no dropout", "protonet", {"similarity": "euclidean", "encoder_dropout": False}
             ),
             MethodSpec("ProtoNet euclidean, io", "protonet", {"similarity": "euclidean", "tagging": "io"}),
+            MethodSpec("ProtoNet cosine, io", "protonet", {"similarity": "cosine", "tagging": "io"}),
             MethodSpec("WPZ", "wpz", {}),
             MethodSpec("WPZ, io", "wpz", {"tagging": "io"}),
             MethodSpec("SpanNER type_mix=0.5", "spanner", {"type_mix": 0.5}),
@@ -192,6 +193,7 @@ SUITES.add(
             ("ProtoNet euclidean", "ProtoNet cosine"),
             ("ProtoNet euclidean, no dropout", "ProtoNet euclidean"),
             ("ProtoNet euclidean, io", "ProtoNet euclidean"),
+            ("ProtoNet cosine, io", "ProtoNet cosine"),
             ("WPZ, io", "WPZ"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=1"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=0"),
