@@ -171,15 +171,17 @@ SUITES.add(
             "of the T15->T17 direction; 1 shot, seed 0, 100 dev episodes."
         ),
         methods=(
-            MethodSpec("ProtoNet euclidean", "protonet", {"similarity": "euclidean"}),
-            MethodSpec("ProtoNet dot", "protonet", {"similarity": "dot"}),
-            MethodSpec("ProtoNet cosine", "protonet", {"similarity": "cosine"}),
+            MethodSpec("ProtoNet euclidean", "protonet", {"similarity": "euclidean", "tagging": "bio"}),
+            MethodSpec("ProtoNet dot", "protonet", {"similarity": "dot", "tagging": "bio"}),
+            MethodSpec("ProtoNet cosine", "protonet", {"similarity": "cosine", "tagging": "bio"}),
             MethodSpec(
-                "ProtoNet euclidean, no dropout", "protonet", {"similarity": "euclidean", "encoder_dropout": False}
+                "ProtoNet euclidean, no dropout",
+                "protonet",
+                {"similarity": "euclidean", "tagging": "bio", "encoder_dropout": False},
             ),
             MethodSpec("ProtoNet euclidean, io", "protonet", {"similarity": "euclidean", "tagging": "io"}),
             MethodSpec("ProtoNet cosine, io", "protonet", {"similarity": "cosine", "tagging": "io"}),
-            MethodSpec("WPZ", "wpz", {}),
+            MethodSpec("WPZ", "wpz", {"tagging": "bio"}),
             MethodSpec("WPZ, io", "wpz", {"tagging": "io"}),
             MethodSpec("SpanNER type_mix=0.5", "spanner", {"type_mix": 0.5}),
             MethodSpec("SpanNER type_mix=1", "spanner", {"type_mix": 1.0}),
