@@ -33,7 +33,6 @@ from torch import Tensor, nn
 
 from fewshot_ner import crf
 from fewshot_ner.data import Sentence
-from fewshot_ner.encoder import WordEncoder
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
@@ -136,7 +135,7 @@ class BertCRF(ConfiguredMethod):
         super().__init__(ctx)
         self.cfg = self.check_options(options)
         self._input = self.cfg.input
-        self.encoder = WordEncoder(ctx.encoder).to(ctx.torch_device)
+        self.encoder = ctx.word_encoder()
         self.features = LiveFeatures(self.encoder)
         self.source_head: TagHead | None = None
         self._snap: dict[str, Tensor] | None = None

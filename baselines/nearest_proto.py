@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from fewshot_ner.datasets import Domain
-from fewshot_ner.encoder import View, WordEncoder
+from fewshot_ner.encoder import View
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import FrozenFeatures
 from fewshot_ner.labels import label_ids
@@ -33,7 +33,7 @@ class FrozenNearestPrototype(FewShotMethod):
         return {"input": self.view, "similarity": self.sim, "encoder": self.ctx.encoder}
 
     def prepare(self, target: Domain) -> None:
-        self.features = FrozenFeatures(WordEncoder(self.ctx.encoder), (self.view,), self.ctx.progress)
+        self.features = FrozenFeatures(self.ctx.word_encoder(), (self.view,), self.ctx.progress)
         self.features.add_domain(target)
 
     def predict(self, episode: TestEpisode) -> list[list[str]]:

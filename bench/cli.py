@@ -30,6 +30,14 @@ examples:
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--snap-dir", metavar="DIR", help="folder with SNAP's train/valid/test.txt (or set MFNER_SNAP_DIR)")
+    g.add_argument(
+        "--image-text",
+        default="blip2",
+        metavar="SOURCE|PATH",
+        help="each tweet's image text: blip2 (BLIP-2 captions, the default), owl (long image descriptions, a "
+        "subset of the images), pgim (language-model-written contexts, not captions), none (empty), or a "
+        "file of '<imgid>.jpg :<text>' lines (as `bench image-text` writes)",
+    )
 
 
 def _add_selection_args(g: argparse._ArgumentGroup) -> None:
@@ -99,14 +107,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
-    from fewshot_ner.datasets import DATASETS, DatasetUnavailable, load_domain
+    from fewshot_ner.datasets import DATASETS, DatasetUnavailable, image_text_name, load_domain
 
     for name, spec in DATASETS.items():
         try:
-            domain = load_domain(name, args.snap_dir)
+            domain = load_domain(name, args.snap_dir, image_text=args.image_text)
         except DatasetUnavailable as err:
             print(f"{spec.short} ({name}): not available: {err}\n")
             continue
+        words = [len(s.image_text.split()) for s in domain.sentences]
+        with_text = [w for w in words if w]
+        coverage = (
+            f"image text: {image_text_name(args.image_text)}; {len(with_text)} of {len(words)} tweets have some, "
+            f"{sum(with_text) / max(len(with_text), 1):.1f} words on average where present"
+        )
         rows = []
         for split, rep in [*domain.reports.items(), ("all", domain.report)]:
             covered = rep.sentences - rep.image_text_missing - rep.image_text_empty
@@ -123,6 +137,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
         print(
             f"{spec.short} ({name}, {spec.citation}): {domain.report.sentences} tweets (paper: {spec.paper_tweets}); data sha256 {domain.data_hash[:12]}"
         )
+        print(coverage)
         headers = [
             "split",
             "tweets",
@@ -147,7 +162,7 @@ def cmd_episodes(args: argparse.Namespace) -> int:
     rows = []
     for name in DATASETS:
         try:
-            domain = load_domain(name, args.snap_dir)
+            domain = load_domain(name, args.snap_dir, image_text=args.image_text)
         except DatasetUnavailable as err:
             print(f"{name}: not available ({err})")
             continue
@@ -191,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.report import write_report
     from bench.runner import RunOptions, run_suite
     from bench.suites import SUITES
+    from fewshot_ner.datasets import check_image_text
 
     suite = SUITES.get(args.suite)
     results_dir = Path(args.results_dir) if args.results_dir else None
@@ -203,6 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         encoder=args.encoder,
         snap_dir=args.snap_dir,
+        image_text=check_image_text(args.image_text),
         force=args.force,
         **_selection(args),
         eval_episodes=args.episodes,
@@ -295,11 +312,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bench.check import check_suite
     from bench.runner import RunOptions
     from bench.suites import SUITES
+    from fewshot_ner.datasets import check_image_text
 
     suite = SUITES.get(args.suite)
     opts = RunOptions(
         encoder=args.encoder,
         snap_dir=args.snap_dir,
+        image_text=check_image_text(args.image_text),
         **_selection(args),
         progress=not args.quiet,
         command=["bench", *sys.argv[1:]],

@@ -56,7 +56,7 @@ def cell_task(
     torch.set_num_threads(threads)
     if before is not None:
         before(cell)
-    domains, _ = available_domains(list(suite.domains), opts.snap_dir)
+    domains, _ = available_domains(list(suite.domains), opts.snap_dir, opts.image_text)
     target, sources = cell_domains(suite, cell.target, {d.name: d for d in domains})
     record, traces = run_cell(cell, suite, target, sources, opts)
     return record, traces, environment()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench import paper
-from fewshot_ner.datasets import short_name
+from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, image_text_name, short_name
 
 N_BOOT = 4000
 BOOT_SEED = 0
@@ -78,17 +78,20 @@ def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[di
 DEFAULT_ENCODER = "minilm"
 
 
-def _axes(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Each record's suite row and encoder, from the record's own fields (``row``, ``encoder``).
+def _axes(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Each record's suite row, encoder and image-text source, from the record's own fields.
 
     Records written before ``row`` was a field give it by their label, which the runner wrote as
-    ``<row>@<encoder folder>`` for a non-default encoder.
+    ``<row>@<encoder folder>`` for a non-default encoder; records before ``image_text`` was a field
+    read the default captions.
     """
-    row = rows["row"] if "row" in rows else pd.Series([None] * len(rows), index=rows.index)
+    empty = pd.Series([None] * len(rows), index=rows.index)
+    row = rows["row"] if "row" in rows else empty
     row = row.where(row.notna(), rows.label.str.partition("@")[0])
-    encoder = rows["encoder"] if "encoder" in rows else pd.Series([None] * len(rows), index=rows.index)
+    encoder = rows["encoder"] if "encoder" in rows else empty
     from_label = rows.label.str.partition("@")[2].replace("", DEFAULT_ENCODER)
-    return row, encoder.where(encoder.notna(), from_label)
+    image_text = rows["image_text"] if "image_text" in rows else empty
+    return row, encoder.where(encoder.notna(), from_label), image_text.where(image_text.notna(), DEFAULT_IMAGE_TEXT)
 
 
 def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
@@ -103,13 +106,14 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
     if rows.empty:
         return pd.DataFrame(), notes
     # Rows of another encoder are compared with the reference run on that encoder.
-    row, encoder = _axes(rows)
+    row, encoder, image_text = _axes(rows)
     is_ref = row == reference
     methods = set(rows.method[is_ref])
     variants = rows[~is_ref & rows.method.isin(methods) & encoder.isin(set(encoder[is_ref]))]
     for (label, k, target), grp in variants.groupby(["label", "k", "target"], sort=True):
-        enc = encoder[grp.index[0]]
-        ref = rows[is_ref & (encoder == enc) & (rows.k == k) & (rows.target == target)]
+        first = grp.index[0]
+        same_run = (encoder == encoder[first]) & (image_text == image_text[first])
+        ref = rows[is_ref & same_run & (rows.k == k) & (rows.target == target)]
         summary, seen = _compare(ref, grp, n_boot)
         notes += seen
         if summary is None:
@@ -132,39 +136,54 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
     return (table.sort_values(["K", "variant", "target"], kind="stable") if out else table), notes
 
 
-def encoder_table(rows: pd.DataFrame, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
-    """One row per (K, row, target) run with another encoder: its lead over the same row on the default encoder.
+AXES = {"encoder": DEFAULT_ENCODER, "image_text": DEFAULT_IMAGE_TEXT}
+AXIS_COLUMN = {"encoder": "encoder", "image_text": "source"}  # the axis's name in tables
 
-    A row "MFNER@mpnet-base" is paired with "MFNER" by seed on the same episodes, as in
-    :func:`paired_table`; a row whose default-encoder twin has no records is left out.
+
+def axis_table(rows: pd.DataFrame, axis: str, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (K, row, target) run with another value of a run axis (``encoder`` or ``image_text``):
+    its lead over the same row at the axis's default, the other axis equal.
+
+    A row "MFNER@mpnet-base" is paired with "MFNER", a row "MFNER [owl]" with "MFNER", by seed on
+    the same episodes, as in :func:`paired_table`; a row whose default twin has no records is left out.
     """
     notes: list[str] = []
     out = []
     if rows.empty:
         return pd.DataFrame(), notes
-    row, encoder = _axes(rows)
-    other = rows[encoder != DEFAULT_ENCODER]
-    for (_label, k, target), grp in other.groupby(["label", "k", "target"], sort=True):
-        base_label, enc = row[grp.index[0]], encoder[grp.index[0]]
-        base = rows[(row == base_label) & (encoder == DEFAULT_ENCODER) & (rows.k == k) & (rows.target == target)]
+    row, encoder, image_text = _axes(rows)
+    values = {"encoder": encoder, "image_text": image_text}
+    this, other_axis = values[axis], values["image_text" if axis == "encoder" else "encoder"]
+    for (_label, k, target), grp in rows[this != AXES[axis]].groupby(["label", "k", "target"], sort=True):
+        first = grp.index[0]
+        base = rows[
+            (row == row[first])
+            & (this == AXES[axis])
+            & (other_axis == other_axis[first])
+            & (rows.k == k)
+            & (rows.target == target)
+        ]
         summary, seen = _compare(grp, base, n_boot)
         notes += seen
         if summary is None:
             continue
+        value = Path(this[first]).name if axis == "encoder" else image_text_name(this[first])
+        name = AXIS_COLUMN[axis]
         out.append(
             {
                 "K": k,
-                "row": base_label,
-                "encoder": Path(enc).name,
+                "row": row[first],
+                name: value,
                 "target": short_name(target),
                 "seeds": summary["seeds"],
-                "encoder − default": summary["mean"],
-                "encoder ahead": summary["ahead"],
+                f"{name} − default": summary["mean"],
+                f"{name} ahead": summary["ahead"],
                 "95% CI (episodes)": summary["ci"],
             }
         )
     table = pd.DataFrame(out)
-    return (table.sort_values(["K", "row", "encoder", "target"], kind="stable") if out else table), notes
+    sort = ["K", "row", AXIS_COLUMN[axis], "target"]
+    return (table.sort_values(sort, kind="stable") if out else table), notes
 
 
 def declared_table(

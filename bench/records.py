@@ -272,6 +272,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "episodes_sha256",
                     "input",
                     "encoder",
+                    "image_text",
                     "row",
                     "options",
                     "predictions",

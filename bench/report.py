@@ -11,7 +11,7 @@ from tabulate import tabulate
 from bench import paper
 from bench.breakdown import breakdown_table
 from bench.methods import METHODS
-from bench.paired import declared_table, encoder_table, paired_table
+from bench.paired import axis_table, declared_table, paired_table
 from bench.plots import table_figure
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
 from bench.suites import Suite
@@ -131,7 +131,7 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
 
 
 def _encoder_section(rows: pd.DataFrame) -> str:
-    table, notes = encoder_table(rows)
+    table, notes = axis_table(rows, "encoder")
     if table.empty:
         return ""
     return (
@@ -139,6 +139,20 @@ def _encoder_section(rows: pd.DataFrame) -> str:
         "Per seed, the F1 of a row run with another encoder minus the same row's on the default encoder, on "
         "the same test episodes; mean ± std over the seeds both ran, the seeds where the other encoder is "
         "ahead, and a 95% interval from a paired bootstrap over episodes.\n\n" + _differences(table, notes)
+    )
+
+
+def _image_text_section(rows: pd.DataFrame) -> str:
+    table, notes = axis_table(rows, "image_text")
+    if table.empty:
+        return ""
+    return (
+        "\n## Image-text sources\n\n"
+        "Per seed, the F1 of a row run with another image-text source minus the same row's on the default "
+        "BLIP-2 captions, on the same test episodes; mean ± std over the seeds both ran, the seeds where the "
+        "other source is ahead, and a 95% interval from a paired bootstrap over episodes. `owl`: long image "
+        "descriptions for a subset of the images (the rest empty); `pgim`: language-model-written contexts "
+        "prompted with the tweet and its caption, not captions; `none`: no image text.\n\n" + _differences(table, notes)
     )
 
 
@@ -223,6 +237,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         + figure_md
         + paired
         + _encoder_section(rows)
+        + _image_text_section(rows)
         + _breakdown_section(rows)
         + (
             "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "

@@ -32,7 +32,15 @@ from bench.records import (
     write_record,
 )
 from bench.suites import Cell, Suite, with_options
-from fewshot_ner.datasets import Domain, available_domains, dev_split, short_name, split_part
+from fewshot_ner.datasets import (
+    DEFAULT_IMAGE_TEXT,
+    Domain,
+    available_domains,
+    dev_split,
+    image_text_name,
+    short_name,
+    split_part,
+)
 from fewshot_ner.encoder import check_encoder
 from fewshot_ner.episodes import Episode, EpisodeError, EpisodeSet, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
@@ -54,6 +62,7 @@ class RunOptions:
     device: str = "cpu"
     encoder: str = DEFAULT_ENCODER
     snap_dir: str | None = None
+    image_text: str = DEFAULT_IMAGE_TEXT  # a source of IMAGE_TEXT_SOURCES or a captions file's path
     force: bool = False
     only_methods: tuple[str, ...] = ()
     overrides: dict[str, Any] = field(default_factory=dict)  # method options replaced for this run (--set)
@@ -80,9 +89,11 @@ class RunOptions:
             self.say(line)
 
 
-def row_label(label: str, encoder: str) -> str:
-    """A table row's label: the suite's, tagged with the encoder unless it is the default."""
-    return label if encoder == DEFAULT_ENCODER else f"{label}@{Path(encoder).name}"
+def row_label(label: str, encoder: str, image_text: str = DEFAULT_IMAGE_TEXT) -> str:
+    """A table row's label: the suite's, tagged with the encoder and the image-text source unless they
+    are the defaults (``MFNER@mpnet-base``, ``MFNER [owl]``, ``MFNER [file:captions.txt]``)."""
+    label = label if encoder == DEFAULT_ENCODER else f"{label}@{Path(encoder).name}"
+    return label if image_text == DEFAULT_IMAGE_TEXT else f"{label} [{image_text_name(image_text)}]"
 
 
 def check_device(device: str) -> None:
@@ -120,7 +131,9 @@ def run_cell(
         train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
     asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
     seed_everything(cell.seed)
-    ctx = RunContext(seed=cell.seed, device=opts.device, encoder=opts.encoder, progress=opts.progress)
+    ctx = RunContext(
+        seed=cell.seed, device=opts.device, encoder=opts.encoder, progress=opts.progress, image_text=opts.image_text
+    )
     cls = METHODS.get(cell.spec.method)
     options = {**cell.spec.options, **(cls.quick_options() if opts.quick else {})}
     method = cls(ctx, **options)
@@ -153,7 +166,7 @@ def run_cell(
             traces.append({"episode": ep.index, "gold": gold} | row)
     record = {
         "suite": suite.name,
-        "label": row_label(cell.spec.label, opts.encoder),
+        "label": row_label(cell.spec.label, opts.encoder, opts.image_text),
         "row": cell.spec.label,
         "method": cell.spec.method,
         "options": options,
@@ -161,6 +174,7 @@ def run_cell(
         "config": method.config(),
         "input": method.input,
         "encoder": opts.encoder,
+        "image_text": opts.image_text,
         "target": target.name,
         "sources": [d.name for d in sources],
         "k": cell.k,
@@ -241,7 +255,7 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
     """
     if suite.kind != "fewshot":
         raise ValueError(f"suite {suite.name!r} is a {suite.kind} suite")
-    domains, skipped = available_domains(list(suite.domains), opts.snap_dir)
+    domains, skipped = available_domains(list(suite.domains), opts.snap_dir, opts.image_text)
     for name, why in skipped.items():
         opts.note(f"skip domain {name}: {why}")
     names = [d.name for d in domains]
@@ -268,7 +282,7 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
             METHODS.get(cell.spec.method).check_options(cell.spec.options)  # a bad option fails before any fit
             checked.add(cell.spec.label)
         sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
-        label = row_label(cell.spec.label, opts.encoder)
+        label = row_label(cell.spec.label, opts.encoder, opts.image_text)
         path = record_path(opts.results_dir, suite.name, label, cell.target, cell.k, cell.seed, sources)
         (done if _is_done(path, sources, opts) and not opts.force else todo).append((cell, path))
     if not todo and not done:
@@ -355,7 +369,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
             left = max(wall - elapsed, 0.0)
         rows.append(
             {
-                "method": row_label(cell.spec.label, opts.encoder),
+                "method": row_label(cell.spec.label, opts.encoder, opts.image_text),
                 "label": cell.spec.label,
                 "target": cell.target,
                 "K": cell.k,

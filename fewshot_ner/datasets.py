@@ -18,6 +18,15 @@ DATA_DIR = Path(os.environ.get("MFNER_DATA_DIR", Path(__file__).resolve().parent
 SNAP_ENV = "MFNER_SNAP_DIR"
 SPLITS = ("train", "valid", "test")
 
+#: Where each tweet's image text can come from (``--image-text``); any other value is a file path.
+IMAGE_TEXT_SOURCES = {
+    "blip2": "BLIP-2 captions of the whole image (PGIM's release; the default, what MFNER's tables use)",
+    "owl": "RiVEG's OWL descriptions: long multi-sentence image descriptions, for a subset of the ids",
+    "pgim": "PGIM's contexts: language-model-written text prompted with the tweet and its caption, not captions",
+    "none": "no image text (every tweet's is empty)",
+}
+DEFAULT_IMAGE_TEXT = "blip2"
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -26,8 +35,9 @@ class DatasetSpec:
     name: str
     short: str
     types: tuple[str, ...]
-    caption_file: str | None
+    caption_file: str | None  # the BLIP-2 captions (the ``blip2`` image-text source)
     sha256: dict[str, str] = field(default_factory=dict)  # file name -> pinned hash; empty: unpinned
+    image_text_files: dict[str, str] = field(default_factory=dict)  # other shipped sources: name -> file
     folder: Path | None = None  # None: resolved at load time (SNAP)
     citation: str = ""
     paper_tweets: int = 0
@@ -53,7 +63,10 @@ DATASETS.add(
             "valid.txt": "41b5db90cb32059c14c2c3ccd50845fb77f1e3d3e4f7d0c210a61bc507d8a73e",
             "test.txt": "a7d9e172ae85bd3e35276eb2b01ce223321bdc92a47b234e24305d72e7a05243",
             "BLIP2_17.txt": "6ac8231876221740faec3e9d10b78501d678f9f1379e893bbd3c68f885241919",
+            "OWL_17.txt": "1311fe707f98c5467c020640c1ea7017ddb18a6f089abbb71ddc3d3d6c389f81",
+            "PGIM_17.txt": "a5f2431072f15ebd55c51be207dfc36feb36d97549039e7bf6bb90aedff9983c",
         },
+        image_text_files={"owl": "OWL_17.txt", "pgim": "PGIM_17.txt"},
         citation="Yu et al., ACL 2020 (filtered from Lu et al., ACL 2018)",
         paper_tweets=4819,
     ),
@@ -71,7 +84,10 @@ DATASETS.add(
             "valid.txt": "9dcc7f9df7331de3c9cdf67a3450e041c41c6254b5e43925c576e2dfaaabe2ad",
             "test.txt": "edb2665b89bfe58bca06a2c10b9b31cbfa95456135b6a4cbf55c872e48d9b8f9",
             "BLIP2_15.txt": "57646c1fd7cf120a5bb6948db56757e35536eed53660f6e0129817cacee492ec",
+            "OWL_15.txt": "0a8be434c1674990560a1dd4a2b14796762c2aef8c5c35199cd8ac9c83e5cd43",
+            "PGIM_15.txt": "150fe6b84bdec45c4ba92dfefc6b9c105da51525e4b1624d346113a0bf13f869",
         },
+        image_text_files={"owl": "OWL_15.txt", "pgim": "PGIM_15.txt"},
         citation="Zhang et al., AAAI 2018",
         paper_tweets=8257,
     ),
@@ -101,6 +117,7 @@ class Domain:
     sentences: tuple[Sentence, ...]
     reports: dict[str, LoadReport]  # per split
     data_hash: str  # sha256 over the files read, in a fixed order
+    image_text: str = DEFAULT_IMAGE_TEXT  # the image-text source its sentences carry
 
     @property
     def name(self) -> str:
@@ -130,26 +147,63 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_domain(name: str, snap_dir: str | Path | None = None, *, check_hash: bool = True) -> Domain:
-    """Load every split of a registered dataset as one pool (cached per process)."""
+def check_image_text(source: str) -> str:
+    """A source name of ``IMAGE_TEXT_SOURCES`` as it is, or an existing file's resolved path."""
+    if source in IMAGE_TEXT_SOURCES:
+        return source
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise ValueError(
+            f"--image-text {source!r}: neither a source ({', '.join(IMAGE_TEXT_SOURCES)}) nor an existing file"
+        )
+    return str(path.resolve())
+
+
+def image_text_name(source: str) -> str:
+    """A source as it is (``owl``), a file by its name (``file:my_captions.txt``): labels and tables."""
+    return source if source in IMAGE_TEXT_SOURCES else f"file:{Path(source).name}"
+
+
+def image_text_path(spec: DatasetSpec, folder: Path, source: str) -> Path | None:
+    """The file of a dataset's image text from ``source`` (``None`` for ``none``)."""
+    if source == "none":
+        return None
+    if source == "blip2":
+        return folder / spec.caption_file if spec.caption_file else None
+    if source in IMAGE_TEXT_SOURCES:
+        if source not in spec.image_text_files:
+            raise DatasetUnavailable(f"{spec.name}: no {source} image text ships with it (give a file path)")
+        return folder / spec.image_text_files[source]
+    return Path(source)
+
+
+def load_domain(
+    name: str, snap_dir: str | Path | None = None, *, check_hash: bool = True, image_text: str = DEFAULT_IMAGE_TEXT
+) -> Domain:
+    """Load every split of a registered dataset as one pool (cached per process), its tweets carrying
+    the image text of ``image_text`` (a source of ``IMAGE_TEXT_SOURCES`` or a captions file)."""
     spec = DATASETS.get(name)
     folder = spec.resolve_folder(snap_dir)
     if folder is None:
         raise DatasetUnavailable(f"{name}: no folder given (pass --snap-dir DIR or set {SNAP_ENV})")
-    return _load(spec.name, folder.resolve(), check_hash)
+    return _load(spec.name, folder.resolve(), check_hash, check_image_text(image_text))
 
 
-@lru_cache(maxsize=8)
-def _load(name: str, folder: Path, check_hash: bool) -> Domain:
+@lru_cache(maxsize=16)
+def _load(name: str, folder: Path, check_hash: bool, image_text: str = DEFAULT_IMAGE_TEXT) -> Domain:
     spec = DATASETS.get(name)
     missing = [s for s in SPLITS if not (folder / f"{s}.txt").is_file()]
     if missing:
         raise DatasetUnavailable(f"{spec.name}: {folder} lacks {', '.join(m + '.txt' for m in missing)}")
     digest = hashlib.sha256()
+    if image_text != DEFAULT_IMAGE_TEXT:  # the default's hash stays what every committed record holds
+        digest.update(f"image-text:{image_text if image_text in IMAGE_TEXT_SOURCES else 'file'}\n".encode())
     files = [folder / f"{s}.txt" for s in SPLITS]
-    caption_path = folder / spec.caption_file if spec.caption_file else None
+    caption_path = image_text_path(spec, folder, image_text)
     if caption_path is not None and caption_path.is_file():
         files.append(caption_path)
+    elif caption_path is not None and image_text != DEFAULT_IMAGE_TEXT:
+        raise DatasetUnavailable(f"{spec.name}: image text file {caption_path} is missing")
     else:
         caption_path = None
     for path in files:
@@ -164,7 +218,7 @@ def _load(name: str, folder: Path, check_hash: bool) -> Domain:
     for split, report in reports.items():
         rows = read_conll(folder / f"{split}.txt", split, report, spec.types)
         sentences += attach_image_text(rows, split, captions, report, spec.name)
-    domain = Domain(spec, tuple(sentences), reports, digest.hexdigest())
+    domain = Domain(spec, tuple(sentences), reports, digest.hexdigest(), image_text)
     if captions is not None:
         unmatched = len(set(captions) - {s.image_id for s in sentences})
         reports[SPLITS[0]].image_text_unmatched = unmatched  # counted once, with the first split
@@ -179,12 +233,14 @@ def _load(name: str, folder: Path, check_hash: bool) -> Domain:
     return domain
 
 
-def available_domains(names: list[str], snap_dir: str | Path | None = None) -> tuple[list[Domain], dict[str, str]]:
+def available_domains(
+    names: list[str], snap_dir: str | Path | None = None, image_text: str = DEFAULT_IMAGE_TEXT
+) -> tuple[list[Domain], dict[str, str]]:
     """Load what can be loaded; return the domains and ``{name: why not}`` for the rest."""
     loaded, skipped = [], {}
     for name in names:
         try:
-            loaded.append(load_domain(name, snap_dir))
+            loaded.append(load_domain(name, snap_dir, image_text=image_text))
         except DatasetUnavailable as err:
             skipped[name] = str(err)
     return loaded, skipped
@@ -208,4 +264,4 @@ def split_part(domain: Domain, split: str, suffix: str) -> Domain:
         raise ValueError(f"{domain.name} has no {split} split")
     spec = dataclasses.replace(domain.spec, name=f"{domain.name}-{suffix}", short=f"{domain.spec.short}-{suffix}")
     digest = hashlib.sha256(f"{domain.data_hash}:{split}".encode()).hexdigest()
-    return Domain(spec, sentences, {split: domain.reports[split]}, digest)
+    return Domain(spec, sentences, {split: domain.reports[split]}, digest, domain.image_text)

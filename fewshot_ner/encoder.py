@@ -163,10 +163,17 @@ def transformer_layers(model: nn.Module) -> nn.ModuleList:
 
 
 class WordEncoder(nn.Module):
-    """A transformers encoder giving word vectors ``(B, W, H)`` for either view."""
+    """A transformers encoder giving word vectors ``(B, W, H)`` for either view.
 
-    def __init__(self, name_or_path: str = "minilm", max_length: int = 256) -> None:
+    ``image_view=False`` (a run without image text, ``--image-text none``): the ``text+image`` view
+    is the ``text`` view, ``[CLS] tweet [SEP]``, so such a run equals the text-only ablation. With
+    image text, a tweet whose text is empty still reads ``[CLS] tweet [SEP] [SEP]`` (an empty
+    caption is an answer of the captioner, not the absence of one).
+    """
+
+    def __init__(self, name_or_path: str = "minilm", max_length: int = 256, image_view: bool = True) -> None:
         super().__init__()
+        self.image_view = image_view
         from transformers import AutoModel, AutoTokenizer
 
         self.name = name_or_path
@@ -237,7 +244,7 @@ class WordEncoder(nn.Module):
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
         texts = self._clean([list(s.tokens) for s in sentences])
-        if view == "text":
+        if view == "text" or not self.image_view:
             enc = self.tokenizer(texts, is_split_into_words=True, padding=True, return_tensors="pt")
         else:
             images = self._truncate_image(texts, [s.image_text.split() for s in sentences])

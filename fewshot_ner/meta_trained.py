@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fewshot_ner.datasets import Domain
-from fewshot_ner.encoder import WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.features import LiveFeatures
 from fewshot_ner.labels import io_classes, io_to_bio, label_ids, tag_tensor
@@ -72,7 +71,7 @@ class MetaTrained(ConfiguredMethod):
         self.cfg = self.config_class(**base)
         self.extra = {**self.extra_options, **extra}
         self._input = check_input(self.cfg.input)
-        self.encoder = WordEncoder(ctx.encoder).to(ctx.torch_device)
+        self.encoder = ctx.word_encoder()
         self.features = LiveFeatures(self.encoder)
         self.head = self.build_head(**self.extra).to(ctx.torch_device)
         self._report: dict[str, Any] = {}

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 
 from fewshot_ner.datasets import Domain
+from fewshot_ner.encoder import WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.registry import Registry
 
@@ -35,16 +36,21 @@ def derived_seed(*parts: object) -> int:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What the harness hands a method: seed, device, encoder choice, verbosity."""
+    """What the harness hands a method: seed, device, encoder choice, image-text source, verbosity."""
 
     seed: int = 0
     device: str = "cpu"
     encoder: str = "minilm"
     progress: bool = True
+    image_text: str = "blip2"  # the run's image-text source; "none": the text+image view is the text view
 
     @property
     def torch_device(self) -> torch.device:
         return torch.device(self.device)
+
+    def word_encoder(self) -> WordEncoder:
+        """The run's encoder on its device, the one way methods build it (``WordEncoder``'s ``image_view``)."""
+        return WordEncoder(self.encoder, image_view=self.image_text != "none").to(self.torch_device)
 
     def generator(self, episode_index: int) -> torch.Generator:
         """The only source of randomness a method may use at test time, one per test episode.

@@ -93,7 +93,7 @@ class MFNER(ConfiguredMethod):
     def __init__(self, ctx: RunContext, **options: Any) -> None:
         super().__init__(ctx)
         self.cfg = make_config(**options)
-        encoder = WordEncoder(ctx.encoder).to(ctx.torch_device)
+        encoder = ctx.word_encoder()
         views = VIEWS if self.cfg.mode != "off" else ("text",)
         features = FrozenFeatures(encoder, views, ctx.progress) if self.cfg.frozen else LiveFeatures(encoder)
         self.model = MFNERModel(

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from bench.paired import bootstrap_ci, encoder_table, paired_table, signed
+from bench.paired import axis_table, bootstrap_ci, paired_table, signed
 
 
 def _rec(label: str, seed: int, per_episode: list[float], sha: str = "e", target: str = "twitter2017") -> dict:
@@ -81,7 +81,7 @@ def test_encoder_rows_are_paired_with_the_default_encoder_row():
         rows += [_rec("MFNER", seed, list(base)), _rec("MFNER@mpnet-base", seed, list(base + 3.0 + seed))]
     rows.append(_rec("MFNER@mpnet-base", 2, [70.0], sha="other"))  # no default-encoder twin: not paired
     rows.append(_rec("proto@mpnet-base", 0, [10.0]))  # no "proto" row at all: left out
-    table, notes = encoder_table(pd.DataFrame(rows), n_boot=300)
+    table, notes = axis_table(pd.DataFrame(rows), "encoder", n_boot=300)
     (row,) = table.to_dict("records")
     assert (row["row"], row["encoder"], row["target"], row["seeds"]) == ("MFNER", "mpnet-base", "T17", 2)
     assert row["encoder − default"] == "+3.50 ± 0.71" and row["encoder ahead"] == "2/2"
@@ -89,9 +89,30 @@ def test_encoder_rows_are_paired_with_the_default_encoder_row():
     assert notes == []
 
 
+def test_image_text_rows_pair_with_the_default_source_on_the_same_encoder():
+    """A source row pairs with the BLIP-2 row of its own encoder, never with another encoder's."""
+
+    def rec(label: str, row: str, encoder: str, source: str, per_episode: list[float]) -> dict:
+        return _rec(label, 0, per_episode) | {"row": row, "encoder": encoder, "image_text": source}
+
+    rows = [
+        rec("MFNER", "MFNER", "minilm", "blip2", [50.0, 60.0]),
+        rec("MFNER [owl]", "MFNER", "minilm", "owl", [52.0, 61.0]),
+        rec("MFNER@mpnet-base", "MFNER", "mpnet-base", "blip2", [70.0, 70.0]),
+        rec("MFNER@mpnet-base [none]", "MFNER", "mpnet-base", "none", [60.0, 64.0]),
+        rec("MFNER [file:x.txt]", "MFNER", "minilm", "/data/x.txt", [40.0, 40.0]),
+    ]
+    table, notes = axis_table(pd.DataFrame(rows), "image_text", n_boot=50)
+    got = {(r["source"], r["row"]): r["source − default"] for r in table.to_dict("records")}
+    assert got == {("owl", "MFNER"): "+1.50", ("none", "MFNER"): "-8.00", ("file:x.txt", "MFNER"): "-15.00"}
+    encoders, _ = axis_table(pd.DataFrame(rows), "encoder", n_boot=50)
+    assert encoders["encoder − default"].tolist() == ["+15.00"]  # mpnet-base blip2 vs minilm blip2 only
+    assert notes == []
+
+
 def test_encoder_rows_on_other_episodes_are_named_not_paired():
     rows = [_rec("MFNER", 0, [50.0, 60.0]), _rec("MFNER@mpnet-base", 0, [60.0, 70.0], sha="other")]
-    table, notes = encoder_table(pd.DataFrame(rows))
+    table, notes = axis_table(pd.DataFrame(rows), "encoder")
     assert table.empty
     assert notes == ["MFNER@mpnet-base and MFNER, T17 K=1 seed 0: different episodes, not paired"]
 
