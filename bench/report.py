@@ -130,30 +130,31 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
     )
 
 
-def _encoder_section(rows: pd.DataFrame) -> str:
-    table, notes = axis_table(rows, "encoder")
-    if table.empty:
-        return ""
-    return (
-        "\n## Encoders\n\n"
+AXIS_SECTIONS = {
+    "encoder": (
+        "Encoders",
         "Per seed, the F1 of a row run with another encoder minus the same row's on the default encoder, on "
         "the same test episodes; mean ± std over the seeds both ran, the seeds where the other encoder is "
-        "ahead, and a 95% interval from a paired bootstrap over episodes.\n\n" + _differences(table, notes)
-    )
-
-
-def _image_text_section(rows: pd.DataFrame) -> str:
-    table, notes = axis_table(rows, "image_text")
-    if table.empty:
-        return ""
-    return (
-        "\n## Image-text sources\n\n"
+        "ahead, and a 95% interval from a paired bootstrap over episodes.",
+    ),
+    "image_text": (
+        "Image-text sources",
         "Per seed, the F1 of a row run with another image-text source minus the same row's on the default "
         "BLIP-2 captions, on the same test episodes; mean ± std over the seeds both ran, the seeds where the "
         "other source is ahead, and a 95% interval from a paired bootstrap over episodes. `owl`: long image "
         "descriptions for a subset of the images (the rest empty); `pgim`: language-model-written contexts "
-        "prompted with the tweet and its caption, not captions; `none`: no image text.\n\n" + _differences(table, notes)
-    )
+        "prompted with the tweet and its caption, not captions; `none`: no image text.",
+    ),
+}
+
+
+def _axis_section(rows: pd.DataFrame, axis: str) -> str:
+    """Rows run on another encoder or image-text source, each against its default twin."""
+    table, notes = axis_table(rows, axis)
+    if table.empty:
+        return ""
+    title, intro = AXIS_SECTIONS[axis]
+    return f"\n## {title}\n\n{intro}\n\n" + _differences(table, notes)
 
 
 def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
@@ -236,8 +237,8 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + figure_md
         + paired
-        + _encoder_section(rows)
-        + _image_text_section(rows)
+        + _axis_section(rows, "encoder")
+        + _axis_section(rows, "image_text")
         + _breakdown_section(rows)
         + (
             "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "
