@@ -21,13 +21,12 @@ does not say which its MNet used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from fewshot_ner.meta_trained import Tagging, TokenClassifier, TokenClassifierConfig
+from fewshot_ner.meta_trained import TokenClassifier
 from fewshot_ner.method import METHODS
 from fewshot_ner.prototypes import prototypes, similarity
 
@@ -43,13 +42,6 @@ class LogScale(nn.Module):
         return self.log_value.exp()
 
 
-@dataclass(frozen=True)
-class ProtoNetConfig(TokenClassifierConfig):
-    """``TokenClassifierConfig`` with ProtoNet's probed tagging default (module docstring)."""
-
-    tagging: Tagging = "io"
-
-
 @METHODS.register("protonet")
 class ProtoNet(TokenClassifier):
     """ProtoNet: fine-tuned encoder, per-tag mean prototypes, scaled similarity, per-token argmax.
@@ -57,7 +49,6 @@ class ProtoNet(TokenClassifier):
     Deterministic at test time: a forward pass and an argmax, no draws.
     """
 
-    config_class = ProtoNetConfig
     extra_options = {"similarity": "cosine"}
     shuffle_name = "protonet-train"
 

@@ -8,7 +8,8 @@ cos(q, s) / tau, tau a learned temperature (log-parameterised, starts at 0.1). T
 is log of the attention mass on the support words tagged j (plus 1e-8). Unlike a prototype, the
 mass follows the nearest support words, not the mean: a tag whose support words are spread out
 wins a query word that sits near one of them (tests/test_baselines.py shows a case where the
-two disagree). Token cross-entropy on the query, per-token argmax, no CRF.
+two disagree). Token cross-entropy on the query, per-token argmax, no CRF. Tagging ``io`` by
+default (a class per entity type; ``TokenClassifierConfig`` gives the probe that chose it).
 """
 
 from __future__ import annotations
