@@ -280,6 +280,7 @@ class BertCRF(ConfiguredMethod):
 
     @torch.no_grad()
     def _decode(self, head: TagHead, sentences: list[Any], labels: tuple[str, ...], batch: int = 64) -> list[list[str]]:
+        """Viterbi tags of ``sentences`` read in the predicting view, ``batch`` sentences at a time."""
         out = []
         for i in range(0, len(sentences), batch):
             part = sentences[i : i + batch]
@@ -319,9 +320,6 @@ class BertCRF(ConfiguredMethod):
                     generator,
                     self.cfg.train_layers,
                 )
-            with torch.no_grad():
-                words = self.features(list(episode.query), self.predict_view())
-                paths = head.decode(words)  # (Bq, W)
+            return self._decode(head, list(episode.query), labels)
         finally:
             restore(self.encoder, self._snap)  # the next episode starts from the same weights
-        return [[labels[i] for i in row[: len(s.tokens)].tolist()] for row, s in zip(paths, episode.query, strict=True)]
