@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from fewshot_ner.data import Sentence
-from fewshot_ner.datasets import DATASETS, load_domain, short_name
+from fewshot_ner.datasets import DATASETS, load_domain
 from fewshot_ner.episodes import Episode, cached_episodes
 from fewshot_ner.labels import canonical_type, spans
-from fewshot_ner.metrics import decode_tags, entity_counts, episode_f1, mean_std_text
+from fewshot_ner.metrics import cell_table, decode_tags, entity_counts, episode_f1, mean_std_text
 
 
 @lru_cache(maxsize=8)
@@ -100,21 +100,14 @@ def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
             scored.append({"k": r.k, "label": r.label, "target": r.target, "strict": r.f1} | cell)
     if not scored:
         return pd.DataFrame()
-    frame = pd.DataFrame(scored)
-    out = []
-    for (k, label, target), grp in frame.groupby(["k", "label", "target"], sort=True):
-        out.append(
-            {
-                "K": int(k),
-                "method": label,
-                "target": short_name(target),
-                "seeds": len(grp),
-                "strict F1": mean_std_text(grp.strict),
-                "lenient F1": mean_std_text(grp.lenient),
-                "lenient − strict": f"{(grp.lenient - grp.strict).mean():+.2f}",
-                "F1 seen": mean_std_text(grp.seen),
-                "F1 unseen": mean_std_text(grp.unseen),
-                "% gold seen": f"{grp.seen_share.mean():.1f}",
-            }
-        )
-    return pd.DataFrame(out)
+    return cell_table(
+        pd.DataFrame(scored),
+        lambda grp: {
+            "strict F1": mean_std_text(grp.strict),
+            "lenient F1": mean_std_text(grp.lenient),
+            "lenient − strict": f"{(grp.lenient - grp.strict).mean():+.2f}",
+            "F1 seen": mean_std_text(grp.seen),
+            "F1 unseen": mean_std_text(grp.unseen),
+            "% gold seen": f"{grp.seen_share.mean():.1f}",
+        },
+    )

@@ -18,7 +18,7 @@ from bench.suites import Suite
 from bench.traces import suite_traces
 from fewshot_ner.datasets import short_name
 from fewshot_ner.method import ReportContext
-from fewshot_ner.metrics import summarize
+from fewshot_ner.metrics import cell_table, summarize
 
 PAPER_AVG_TARGETS = ("twitter2017", "twitter2015", "snap")  # the paper's Avg is over these three
 
@@ -87,24 +87,19 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (K, label, target): cells, median and max wall time, peak memory, torch threads used."""
     if rows.empty:
         return pd.DataFrame()
-    out = []
-    for (k, label, target), grp in rows.groupby(["k", "label", "target"], sort=True):
+
+    def columns(grp: pd.DataFrame) -> dict[str, object]:
         threads = sorted({int(t) for t in grp.threads.dropna()})
-        out.append(
-            {
-                "K": k,
-                "method": label,
-                "target": short_name(target),
-                "cells": len(grp),
-                "wall s (median)": round(float(grp.wall_s.median())),
-                "wall s (max)": round(float(grp.wall_s.max())),
-                "fit s (median)": _median_s(grp.get("fit_s")),
-                "predict s (median)": _median_s(grp.get("predict_s")),
-                "peak RSS GB (max)": round(float(grp.peak_rss_mb.max()) / 1024, 2),
-                "threads": ",".join(map(str, threads)) or "-",
-            }
-        )
-    return pd.DataFrame(out)
+        return {
+            "wall s (median)": round(float(grp.wall_s.median())),
+            "wall s (max)": round(float(grp.wall_s.max())),
+            "fit s (median)": _median_s(grp.get("fit_s")),
+            "predict s (median)": _median_s(grp.get("predict_s")),
+            "peak RSS GB (max)": round(float(grp.peak_rss_mb.max()) / 1024, 2),
+            "threads": ",".join(map(str, threads)) or "-",
+        }
+
+    return cell_table(rows, columns, count="cells")
 
 
 def _differences(table: pd.DataFrame, notes: list[str]) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
+from fewshot_ner.datasets import short_name
 from fewshot_ner.labels import Span, spans
 
 
@@ -86,6 +88,20 @@ def encode_tags(tags: Sequence[str], labels: Sequence[str]) -> str:
 def decode_tags(code: str, labels: Sequence[str]) -> list[str]:
     """The inverse of ``encode_tags``."""
     return [labels[_DIGITS.index(c)] for c in code]
+
+
+def cell_table(
+    frame: pd.DataFrame, columns: Callable[[pd.DataFrame], dict[str, Any]], count: str = "seeds"
+) -> pd.DataFrame:
+    """One row per (K, row label, target) of ``frame`` (columns ``k``, ``label``, ``target``): K, the
+    method, the target's short name, the group's size under ``count``, then ``columns(group)``; the
+    shape of every per-row table of the reports."""
+    return pd.DataFrame(
+        [
+            {"K": int(k), "method": label, "target": short_name(target), count: len(grp)} | columns(grp)
+            for (k, label, target), grp in frame.groupby(["k", "label", "target"], sort=True)
+        ]
+    )
 
 
 def mean_std_text(values: pd.Series) -> str:

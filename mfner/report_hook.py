@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from fewshot_ner.datasets import short_name
 from fewshot_ner.method import ReportContext
-from fewshot_ner.metrics import mean_std_text
+from fewshot_ner.metrics import cell_table, mean_std_text
 from mfner.figures import write_case_figures
 
 CELL = ("label", "target", "k", "seed")
@@ -44,23 +43,16 @@ def denoiser_table(found: list[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
         return pd.DataFrame()
     learned = {label for label, grp in pd.concat(traces).groupby("label") if grp.beta.nunique() > 1}
     frame = pd.DataFrame([_per_seed(rows) for rows in traces])
-    frame = frame[frame.label.isin(learned)]
-    out = []
-    for (k, label, target), grp in frame.groupby(["k", "label", "target"], sort=True):
-        out.append(
-            {
-                "K": int(k),
-                "method": label,
-                "target": short_name(target),
-                "seeds": len(grp),
-                "tokens": int(grp.tokens.sum()),
-                "beta, entity tokens": mean_std_text(grp.beta_entity),
-                "beta, other tokens": mean_std_text(grp.beta_other),
-                "% changed, no image text": mean_std_text(100 * grp.changed_no_image),
-                "% changed, fixed gate": mean_std_text(100 * grp.changed_fixed),
-            }
-        )
-    return pd.DataFrame(out)
+    return cell_table(
+        frame[frame.label.isin(learned)],
+        lambda grp: {
+            "tokens": int(grp.tokens.sum()),
+            "beta, entity tokens": mean_std_text(grp.beta_entity),
+            "beta, other tokens": mean_std_text(grp.beta_other),
+            "% changed, no image text": mean_std_text(100 * grp.changed_no_image),
+            "% changed, fixed gate": mean_std_text(100 * grp.changed_fixed),
+        },
+    )
 
 
 def report_sections(ctx: ReportContext) -> list[tuple[str, str]]:
