@@ -243,6 +243,16 @@ SUITES.add(
             MethodSpec("BERT+CRF all layers 1e-4", "bert-crf", {"train_layers": None, "encoder_lr": 1e-4}),
             MethodSpec("BERT+CRF all layers 1e-5", "bert-crf", {"train_layers": None, "encoder_lr": 1e-5}),
             MethodSpec("BERT+CRF all layers 1e-6", "bert-crf", {"train_layers": None, "encoder_lr": 1e-6}),
+            MethodSpec(
+                "BERT+CRF all layers 1e-4, head lr 1e-2",
+                "bert-crf",
+                {"train_layers": None, "encoder_lr": 1e-4, "head_lr": 1e-2},
+            ),
+            MethodSpec(
+                "BERT+CRF top 2 layers 1e-4, head lr 1e-2",
+                "bert-crf",
+                {"train_layers": 2, "encoder_lr": 1e-4, "head_lr": 1e-2},
+            ),
             MethodSpec("BERT+CRF transfer, no support steps", "bert-crf", {"protocol": "transfer", "steps": 0}),
             MethodSpec("BERT+CRF transfer, 20 support steps", "bert-crf", {"protocol": "transfer", "steps": 20}),
         ),
