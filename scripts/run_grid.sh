@@ -32,4 +32,9 @@ for s in 3 4; do seed $s; done
 run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 5 --seeds 0 1 2
 run --suite fulldata                                            # the full-data ceiling, 3 seeds
 run --suite ablations --method "MFNER top 4 layers" --k 1 --target twitter2017
+# Does the image-text source change MFNER's F1? T17 -> T15 at 1 shot, paired with the BLIP-2 cells.
+# owl and pgim texts are ~10x BLIP-2's length, so their cells cost several times a BLIP-2 cell.
+for s in 0 1 2 3 4; do
+  for src in none pgim owl; do run --suite table3 --method MFNER --k 1 --target twitter2015 --seeds $s --image-text $src; done
+done
 echo "== $(date -u +%FT%TZ) done"
