@@ -148,13 +148,15 @@ SUITES.add(
         description=(
             "Paper Tables 4 and 5: MFNER without image text (E_f = E_t) and with a fixed denoiser "
             "(alpha = beta = 0.5), beside the full model from table3; plus the frozen-encoder profile and the "
-            "cheaper fine-tuning of the top 4 of MiniLM's 6 layers (embeddings and the lower 2 frozen)."
+            "cheaper fine-tuning of the top 4 of MiniLM's 6 layers (embeddings and the lower 2 frozen) or of all 6 "
+            "with the word embeddings frozen."
         ),
         methods=(
             MethodSpec("MFNER text only", "mfner", {"input": "text"}),
             MethodSpec("MFNER fixed denoiser", "mfner", {"denoiser": "fixed"}),
             MethodSpec("MFNER frozen", "mfner", {"profile": "frozen"}),
             MethodSpec("MFNER top 4 layers", "mfner", {"train_layers": 4}),
+            MethodSpec("MFNER embeddings frozen", "mfner", {"train_layers": 6}),
         ),
         include=(("table3", "MFNER"),),
         reference="MFNER",
