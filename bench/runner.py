@@ -221,7 +221,7 @@ def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple
 def whole_split(domain: Domain) -> EpisodeSet:
     """The full-data protocol's test set as an episode set of one (for its hash in the record)."""
     keys = tuple(s.key for s in domain.sentences)
-    return EpisodeSet(domain.name, domain.data_hash, 0, 0, domain.types, (((), keys),), "fulldata")
+    return EpisodeSet(domain.name, domain.episode_hash, 0, 0, domain.types, (((), keys),), "fulldata")
 
 
 def _no_match(option: str, given: object, choices: object) -> ValueError:

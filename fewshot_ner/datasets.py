@@ -118,6 +118,11 @@ class Domain:
     reports: dict[str, LoadReport]  # per split
     data_hash: str  # sha256 over the files read, in a fixed order
     image_text: str = DEFAULT_IMAGE_TEXT  # the image-text source its sentences carry
+    episode_hash: str = ""  # what episodes are cut from: the data hash under the default image text
+
+    def __post_init__(self) -> None:
+        if not self.episode_hash:  # the default source: its own data hash
+            object.__setattr__(self, "episode_hash", self.data_hash)
 
     @property
     def name(self) -> str:
@@ -218,7 +223,10 @@ def _load(name: str, folder: Path, check_hash: bool, image_text: str = DEFAULT_I
     for split, report in reports.items():
         rows = read_conll(folder / f"{split}.txt", split, report, spec.types)
         sentences += attach_image_text(rows, split, captions, report, spec.name)
-    domain = Domain(spec, tuple(sentences), reports, digest.hexdigest(), image_text)
+    # Episodes are sampled from tags, never image text: a run on another source uses the default
+    # run's episode files (same hash), so its cells pair with the default's on the same episodes.
+    episodes_from = "" if image_text == DEFAULT_IMAGE_TEXT else _load(name, folder, check_hash).data_hash
+    domain = Domain(spec, tuple(sentences), reports, digest.hexdigest(), image_text, episodes_from)
     if captions is not None:
         unmatched = len(set(captions) - {s.image_id for s in sentences})
         reports[SPLITS[0]].image_text_unmatched = unmatched  # counted once, with the first split
@@ -264,4 +272,5 @@ def split_part(domain: Domain, split: str, suffix: str) -> Domain:
         raise ValueError(f"{domain.name} has no {split} split")
     spec = dataclasses.replace(domain.spec, name=f"{domain.name}-{suffix}", short=f"{domain.spec.short}-{suffix}")
     digest = hashlib.sha256(f"{domain.data_hash}:{split}".encode()).hexdigest()
-    return Domain(spec, sentences, {split: domain.reports[split]}, digest, domain.image_text)
+    episodes_from = hashlib.sha256(f"{domain.episode_hash}:{split}".encode()).hexdigest()
+    return Domain(spec, sentences, {split: domain.reports[split]}, digest, domain.image_text, episodes_from)

@@ -133,7 +133,7 @@ def _draw_set(pool: _Pool, types: tuple[str, ...], k: int) -> list[int] | None:
 
 def episode_file(domain: Domain, k: int, seed: int, max_episodes: int | None, purpose: str) -> Path:
     cap = "all" if max_episodes is None else str(max_episodes)
-    name = f"{domain.name}-{purpose}-k{k}-s{seed}-cap{cap}-{domain.data_hash[:12]}-v{SCHEMA_VERSION}.json"
+    name = f"{domain.name}-{purpose}-k{k}-s{seed}-cap{cap}-{domain.episode_hash[:12]}-v{SCHEMA_VERSION}.json"
     return cache_dir() / "episodes" / name
 
 
@@ -197,9 +197,10 @@ class EpisodeSet:
 
     def materialize(self, domain: Domain, limit: int | None = None) -> list[Episode]:
         """Resolve keys to sentences of ``domain`` (checks it is the same data)."""
-        if domain.data_hash != self.data_hash:
+        if domain.episode_hash != self.data_hash:
             raise ValueError(
-                f"episodes of {self.domain} were cut from other data ({self.data_hash[:12]} != {domain.data_hash[:12]})"
+                f"episodes of {self.domain} were cut from other data "
+                f"({self.data_hash[:12]} != {domain.episode_hash[:12]})"
             )
         table = domain.by_key()
         chosen = self.episodes if limit is None else self.episodes[:limit]
@@ -238,4 +239,4 @@ def sample_episodes(
             f"{domain.name}: too small for one {k}-shot episode over types {list(domain.types)} "
             f"({len(domain.sentences)} sentences)"
         )
-    return EpisodeSet(domain.name, domain.data_hash, k, seed, domain.types, tuple(episodes), purpose)
+    return EpisodeSet(domain.name, domain.episode_hash, k, seed, domain.types, tuple(episodes), purpose)

@@ -73,7 +73,7 @@ def test_schema_version_is_checked(t17, tmp_path):
 def test_materialize_refuses_other_data(t17):
     eps = sample_episodes(t17, 1, seed=1, max_episodes=2)
     with pytest.raises(ValueError, match="other data"):
-        eps.materialize(replace(t17, data_hash="0" * 64))
+        eps.materialize(replace(t17, data_hash="0" * 64, episode_hash="0" * 64))
 
 
 def test_too_small_domain_is_a_clear_error(t17):

@@ -95,3 +95,17 @@ def test_without_image_text_the_image_view_is_the_text_view(tiny_model_dir):
         fused, _ = method.model.fused(sents)
         text_only, _ = method.model.fused(sents, "off")
     torch.testing.assert_close(fused.vectors, text_only.vectors)
+
+
+def test_a_source_cuts_the_default_episodes_so_its_cells_pair():
+    """Episodes come from tags, not image text: every source shares the BLIP-2 episode set (same hash),
+    while its data hash (which keys the frozen-vector cache) differs."""
+    from fewshot_ner.datasets import dev_split
+    from fewshot_ner.episodes import sample_episodes
+
+    default = load_domain("twitter2015")
+    for source in ("pgim", "none"):
+        other = load_domain("twitter2015", image_text=source)
+        assert other.data_hash != default.data_hash and other.episode_hash == default.data_hash
+        assert sample_episodes(other, 1, 0, 5).sha256 == sample_episodes(default, 1, 0, 5).sha256
+        assert dev_split(other)[1].episode_hash == dev_split(default)[1].episode_hash
