@@ -230,7 +230,7 @@ def cmd_image_text(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.report import write_report
+    from bench.report import write_reports
     from bench.runner import RunOptions, run_suite
     from bench.suites import SUITES
     from fewshot_ner.datasets import check_image_text
@@ -294,12 +294,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     print(f"results: {opts.results_dir}")
     paths = run_suite(suite, opts)
-    report = write_report(suite, opts.results_dir)
+    report, *others = write_reports(suite, opts.results_dir)
     if args.quick:
         _print_quick(suite, opts)
     else:
         print(report.read_text())
-    print(f"{len(paths)} record(s); report written to {report}")
+    print(f"{len(paths)} record(s); report written to {report}" + "".join(f", {p}" for p in others))
     return 0
 
 
@@ -363,7 +363,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import write_report
+    from bench.report import write_reports
     from bench.suites import SUITES
 
     kwargs = {"results_dir": Path(args.results_dir)} if args.results_dir else {}
@@ -372,11 +372,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         from bench.kernels import write_kernel_report
         from bench.records import RESULTS_DIR
 
-        path = write_kernel_report(kwargs.get("results_dir", RESULTS_DIR))
+        path, others = write_kernel_report(kwargs.get("results_dir", RESULTS_DIR)), []
     else:
-        path = write_report(suite, **kwargs)
+        path, *others = write_reports(suite, **kwargs)
     print(path.read_text())
     print(f"report written to {path}")
+    for other in others:
+        print(f"report written to {other} (it shows rows of {suite.name})")
     return 0
 
 

@@ -200,6 +200,19 @@ def _method_sections(suite: Suite, rows: pd.DataFrame, results_dir: Path, report
     return "".join(out)
 
 
+def including_suites(suite: Suite) -> list[Suite]:
+    """The suites whose reports show rows of ``suite`` (their ``include``): rebuilt with it, so a new
+    table3 record never leaves table6's or the ablations' report stale."""
+    from bench.suites import SUITES
+
+    return [other for _, other in SUITES.items() if any(name == suite.name for name, _ in other.include)]
+
+
+def write_reports(suite: Suite, results_dir: Path = RESULTS_DIR) -> list[Path]:
+    """The suite's report, then those of the suites including its rows; paths in that order."""
+    return [write_report(s, results_dir) for s in [suite, *including_suites(suite)]]
+
+
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path | None = None) -> Path:
     """``<reports>/<suite>.md`` (and case figures) from the suite's records; returns its path."""
     reports_dir = reports_dir or reports_dir_for(results_dir)

@@ -29,3 +29,13 @@ def test_committed_report_rebuilds_unchanged(name, tmp_path):
     assert path.read_text() == (ROOT / "reports" / f"{name}.md").read_text(), (
         f"reports/{name}.md is stale: rebuild it with `bench report --suite {name}`"
     )
+
+
+def test_a_suites_report_brings_the_reports_that_include_its_rows():
+    """table6 and ablations show table3 rows: rebuilding table3's report rebuilds theirs (a new table3 record
+    once left table6's committed report stale)."""
+    from bench.report import including_suites
+    from bench.suites import SUITES
+
+    assert {s.name for s in including_suites(SUITES.get("table3"))} == {"table6", "ablations"}
+    assert including_suites(SUITES.get("smoke")) == []
