@@ -242,11 +242,17 @@ SUITES.add(
             "at the paper's encoder rates 1e-4, 1e-5, 1e-6), the head rate, and whether transfer's support steps help."
         ),
         methods=(
-            MethodSpec("BERT+CRF head only", "bert-crf", {"train_layers": 0}),
+            MethodSpec("BERT+CRF head only", "bert-crf", {"train_layers": 0, "head_lr": 1e-3}),
             MethodSpec("BERT+CRF head only lr 1e-2", "bert-crf", {"train_layers": 0, "head_lr": 1e-2}),
-            MethodSpec("BERT+CRF all layers 1e-4", "bert-crf", {"train_layers": None, "encoder_lr": 1e-4}),
-            MethodSpec("BERT+CRF all layers 1e-5", "bert-crf", {"train_layers": None, "encoder_lr": 1e-5}),
-            MethodSpec("BERT+CRF all layers 1e-6", "bert-crf", {"train_layers": None, "encoder_lr": 1e-6}),
+            MethodSpec(
+                "BERT+CRF all layers 1e-4", "bert-crf", {"train_layers": None, "encoder_lr": 1e-4, "head_lr": 1e-3}
+            ),
+            MethodSpec(
+                "BERT+CRF all layers 1e-5", "bert-crf", {"train_layers": None, "encoder_lr": 1e-5, "head_lr": 1e-3}
+            ),
+            MethodSpec(
+                "BERT+CRF all layers 1e-6", "bert-crf", {"train_layers": None, "encoder_lr": 1e-6, "head_lr": 1e-3}
+            ),
             MethodSpec(
                 "BERT+CRF all layers 1e-4, head lr 1e-2",
                 "bert-crf",
@@ -258,7 +264,11 @@ SUITES.add(
                 {"train_layers": 2, "encoder_lr": 1e-4, "head_lr": 1e-2},
             ),
             MethodSpec("BERT+CRF transfer, no support steps", "bert-crf", {"protocol": "transfer", "steps": 0}),
-            MethodSpec("BERT+CRF transfer, 20 support steps", "bert-crf", {"protocol": "transfer", "steps": 20}),
+            MethodSpec(
+                "BERT+CRF transfer, 20 support steps",
+                "bert-crf",
+                {"protocol": "transfer", "steps": 20, "head_lr": 1e-3},
+            ),
         ),
         domains=("twitter2015",),
         shots=(1,),

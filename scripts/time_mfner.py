@@ -4,7 +4,7 @@ Each variant meta-trains a fresh MFNER (seed 0) on the same first N Twitter-2017
 (the T17 -> T15 direction, one pass, no step floor); the variants take turns, ``--repeats`` rounds,
 and each keeps its fastest round (the least disturbed by whatever else the machine runs). The
 ratio is default seconds / variant seconds from the same process, so load that slows every
-variant alike cancels. Writes ``results/cost/mfner-fit-speed.json`` (or ``--out``) with the
+variant alike cancels. Writes ``results/mfner-fit-speed.json`` (or ``--out``) with the
 command, git commit and environment. Usage:
     OMP_NUM_THREADS=1 python scripts/time_mfner.py --episodes 24 --repeats 3 \\
         --variant sparse_embedding_grad=true --variant train_layers=4 --variant train_layers=3
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=24, help="training episodes (6 optimizer steps per 24)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each variant keeps its fastest")
     parser.add_argument("--variant", action="append", default=[], help="key=value[,key=value] MFNER options")
-    parser.add_argument("--out", type=Path, default=Path("results/cost/mfner-fit-speed.json"))
+    parser.add_argument("--out", type=Path, default=Path("results/mfner-fit-speed.json"))
     args = parser.parse_args()
     t17 = load_domain("twitter2017")
     episodes = cached_episodes(t17, 1, 0, None, "train").materialize(t17, args.episodes)
