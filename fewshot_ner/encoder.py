@@ -153,6 +153,15 @@ class WordBatch:
         )
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    """One sentence in one view, tokenized: what ``WordEncoder.tokenize`` pads into a batch."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None
+    word_positions: tuple[int, ...]  # each word's first sub-token
+
+
 def transformer_layers(model: nn.Module) -> nn.ModuleList:
     """The stack of transformer layers of a transformers encoder (BERT, MiniLM, MPNet: ``encoder.layer``)."""
     for name, module in model.named_modules():
@@ -187,6 +196,8 @@ class WordEncoder(nn.Module):
         )
         self.max_length = min(limits)
         self.hidden_size: int = self.model.config.hidden_size
+        self.token_cache = True  # False: tokenize every call (what scripts/time_mfner.py compares against)
+        self._token_cache: dict[tuple[tuple[str, ...], str | None], _Encoded] = {}
         self.eval()  # like transformers: inference mode until a trainer calls .train()
 
     @property
@@ -240,32 +251,65 @@ class WordEncoder(nn.Module):
             out.append(image[:keep])
         return out
 
+    def _encode(self, sentences: list[Sentence | QuerySentence], image: bool) -> list[_Encoded]:
+        """Each sentence's sub-tokens (no padding) and its words' first positions, in one tokenizer call."""
+        texts = self._clean([list(s.tokens) for s in sentences])
+        if image:
+            images = self._truncate_image(texts, [s.image_text.split() for s in sentences])
+            enc = self.tokenizer(texts, images, is_split_into_words=True)
+        else:
+            enc = self.tokenizer(texts, is_split_into_words=True)
+        out = []
+        for b, sent in enumerate(sentences):
+            ids = enc["input_ids"][b]
+            if len(ids) > self.max_length:
+                raise ValueError(
+                    f"sentence {sent.key} of {len(texts[b])} words exceeds max_length={self.max_length} sub-tokens"
+                )
+            first: dict[int, int] = {}
+            for pos, (w, seq) in enumerate(zip(enc.word_ids(b), enc.sequence_ids(b), strict=True)):
+                if w is not None and seq == 0:
+                    first.setdefault(w, pos)
+            if len(first) != len(texts[b]):
+                raise ValueError(f"sentence {sent.key}: lost words while tokenizing")
+            types = tuple(enc["token_type_ids"][b]) if "token_type_ids" in enc else None
+            out.append(_Encoded(tuple(ids), types, tuple(first[w] for w in range(len(texts[b])))))
+        return out
+
     def tokenize(self, sentences: list[Sentence | QuerySentence], view: View) -> WordBatch:
+        """Pad the sentences' sub-tokens into one batch (right padding, as the tokenizer pads).
+
+        Each sentence is tokenized once per view and kept (keyed by its words and image text, not
+        its key: a run on another image-text source reads other text under the same keys), so a
+        second pass over the source episodes tokenizes nothing; the batch equals the tokenizer's
+        own ``padding=True`` output (``tests/test_encoder.py``).
+        """
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-        texts = self._clean([list(s.tokens) for s in sentences])
-        if view == "text" or not self.image_view:
-            enc = self.tokenizer(texts, is_split_into_words=True, padding=True, return_tensors="pt")
-        else:
-            images = self._truncate_image(texts, [s.image_text.split() for s in sentences])
-            enc = self.tokenizer(texts, images, is_split_into_words=True, padding=True, return_tensors="pt")
-        for b in range(len(texts)):
-            if sum(enc["attention_mask"][b].tolist()) > self.max_length:
-                raise ValueError(
-                    f"sentence {sentences[b].key} of {len(texts[b])} words exceeds max_length={self.max_length} sub-tokens"
-                )
-        n_words = max(len(t) for t in texts)
-        word_index = torch.zeros(len(texts), n_words, dtype=torch.long)  # (B, W)
-        word_mask = torch.zeros(len(texts), n_words, dtype=torch.bool)  # (B, W)
-        for b in range(len(texts)):
-            seq_ids = enc.sequence_ids(b)
-            for pos, w in enumerate(enc.word_ids(b)):
-                if w is not None and seq_ids[pos] == 0 and not word_mask[b, w]:
-                    word_index[b, w] = pos
-                    word_mask[b, w] = True
-            if int(word_mask[b].sum()) != len(texts[b]):
-                raise ValueError(f"sentence {sentences[b].key}: lost words while tokenizing")
-        inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        image = view == "text+image" and self.image_view
+        keys = [(s.tokens, s.image_text if image else None) for s in sentences]
+        cache = self._token_cache if self.token_cache else {}
+        missing = {k: s for k, s in zip(keys, sentences, strict=True) if k not in cache}
+        if missing:
+            cache.update(zip(missing, self._encode(list(missing.values()), image), strict=True))
+        rows = [cache[k] for k in keys]
+        length = max(len(r.input_ids) for r in rows)
+        n_words = max(len(r.word_positions) for r in rows)
+        input_ids = torch.full((len(rows), length), self.tokenizer.pad_token_id or 0, dtype=torch.long)  # (B, S)
+        attention = torch.zeros(len(rows), length, dtype=torch.long)  # (B, S)
+        types = torch.full((len(rows), length), self.tokenizer.pad_token_type_id, dtype=torch.long)  # (B, S)
+        word_index = torch.zeros(len(rows), n_words, dtype=torch.long)  # (B, W)
+        word_mask = torch.zeros(len(rows), n_words, dtype=torch.bool)  # (B, W)
+        for b, r in enumerate(rows):
+            input_ids[b, : len(r.input_ids)] = torch.tensor(r.input_ids)
+            attention[b, : len(r.input_ids)] = 1
+            if r.token_type_ids is not None:
+                types[b, : len(r.token_type_ids)] = torch.tensor(r.token_type_ids)
+            word_index[b, : len(r.word_positions)] = torch.tensor(r.word_positions)
+            word_mask[b, : len(r.word_positions)] = True
+        inputs = {"input_ids": input_ids, "attention_mask": attention}
+        if rows[0].token_type_ids is not None:
+            inputs["token_type_ids"] = types
         return WordBatch(inputs, word_index, word_mask)
 
     def forward(self, batch: WordBatch) -> Tensor:

@@ -59,12 +59,14 @@ def train_episodic(
     cfg: TrainerConfig,
     shuffle_seed: str,
     progress: bool = False,
+    before_step: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run the loop; return what it measured (episodes, passes, steps, mean loss per pass, seconds).
 
     ``param_groups`` are Adam's (``{"params": [...], "lr": ...}``); ``shuffle_seed`` names the
     stream of episode orders (``random.Random(shuffle_seed)``), so two methods with one seed see
-    their episodes in orders of their own.
+    their episodes in orders of their own. ``before_step`` runs after the step's last backward,
+    before clipping (a method that shares part of its graph across a step's episodes ends it there).
     """
     if not episodes:
         raise ValueError("no source episodes to meta-train on")
@@ -86,6 +88,8 @@ def train_episodic(
             (loss / step_every).backward()
             total += float(loss.detach())
             if (i + 1) % step_every == 0 or i + 1 == len(order):
+                if before_step is not None:
+                    before_step()
                 densify_grads(params)
                 torch.nn.utils.clip_grad_value_(params, cfg.grad_clip_value)
                 opt.step()

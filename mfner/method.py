@@ -40,6 +40,8 @@ class MFNERConfig:
     grad_clip_value: float = 5.0
     sparse_embedding_grad: bool = False  # same sums in another order; ~25% faster fine-tuning on CPU (README)
     train_layers: int | None = None  # fine-tune the top N transformer layers only (None: all and the embeddings)
+    join_support_query: bool = False  # one encoder call per view for an episode's support and query
+    label_vectors_per_step: bool = False  # one label-name forward per optimizer step, shared by its episodes
     input: Input = "text+image"  # "text": E_f = E_t, the paper's "without image text" ablation
     denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
     similarity: str = "euclidean"  # dot in the reference code; see README (MFNER defaults)
@@ -65,6 +67,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "finetune": {},  # fine-tunes the bundled MiniLM on CPU
     "frozen": {"encoder_lr": 0.0, "passes": 4},
     "finetune-gpu": {"encoder_lr": 1e-5, "passes": 3},  # BERT-base-sized encoders on a GPU
+    # MiniLM's 6 layers fine-tuned, its word embedding frozen: F1 paired with finetune over 5 seeds in
+    # reports/ablations.md (row "MFNER embeddings frozen"), fit time in results/mfner-fit-speed.json.
+    "fast": {"train_layers": 6},
 }
 
 
@@ -103,6 +108,8 @@ class MFNER(ConfiguredMethod):
             similarity=self.cfg.similarity,  # type: ignore[arg-type]
             label_enhanced=self.cfg.label_enhanced,
             projection=self.cfg.projection,
+            join_support_query=self.cfg.join_support_query,
+            label_vectors_per_step=self.cfg.label_vectors_per_step,
         ).to(ctx.torch_device)
         self._report: dict[str, Any] = {}
         self._input = self.cfg.input
@@ -155,7 +162,13 @@ class MFNER(ConfiguredMethod):
         if self.cfg.frozen or self.cfg.encoder_lr == 0 or self.cfg.train_layers == 0:
             self.encoder.eval()
         report = train_episodic(
-            self.model.loss, episodes, groups, self.cfg.trainer, f"mfner-train:{self.ctx.seed}", self.ctx.progress
+            self.model.loss,
+            episodes,
+            groups,
+            self.cfg.trainer,
+            f"mfner-train:{self.ctx.seed}",
+            self.ctx.progress,
+            before_step=self.model.before_step,
         )
         self.model.eval()
         self._report = report | {"fit_s": round(time.perf_counter() - t0, 1)}

@@ -41,16 +41,29 @@ class MFNERModel(nn.Module):
         similarity: Similarity = "dot",
         label_enhanced: bool = True,
         projection: bool = True,
+        join_support_query: bool = False,
+        label_vectors_per_step: bool = False,
     ) -> None:
         super().__init__()
         self.features = features
+        self.join_support_query = join_support_query
+        self.label_vectors_per_step = label_vectors_per_step
         self.denoiser = Denoiser(hidden, denoiser)
         self.tapnet = LTapNet(hidden, similarity=similarity, label_enhanced=label_enhanced, projection=projection)
         self.cdt = CDT()
         self._frozen_names: dict[tuple[str, ...], Tensor] = {}
+        self._step_names: dict[tuple[str, ...], tuple[Tensor, Tensor]] = {}  # labels -> (encoder output, leaf)
 
     def clear_label_cache(self) -> None:
         self._frozen_names.clear()
+
+    def before_step(self) -> None:
+        """The trainer's hook before each optimizer step: with ``label_vectors_per_step``, send the
+        gradient the step's episodes left on the shared label-name vectors through the encoder, once."""
+        pending = [(out, leaf.grad) for out, leaf in self._step_names.values() if leaf.grad is not None]
+        if pending:
+            torch.autograd.backward([out for out, _ in pending], [grad for _, grad in pending])
+        self._step_names.clear()
 
     def fused(
         self, sentences: list[Sentence | QuerySentence], mode: DenoiserMode | None = None
@@ -69,6 +82,9 @@ class MFNERModel(nn.Module):
         frozen = isinstance(self.features, FrozenFeatures) or not torch.is_grad_enabled()
         if frozen and labels in self._frozen_names:
             return self._frozen_names[labels]
+        shared = self.label_vectors_per_step and not frozen and self.training
+        if shared and labels in self._step_names:
+            return self._step_names[labels][1]
         names = [
             Sentence(f"label:{lab}", tuple(label_name(lab).split()), ("O",) * len(label_name(lab).split()), "")
             for lab in labels
@@ -81,12 +97,27 @@ class MFNERModel(nn.Module):
         out = (vectors * m).sum(1) / m.sum(1)  # (C, H)
         if frozen:
             self._frozen_names[labels] = out.detach()
+        elif shared:
+            # The encoder's parameters do not move within an optimizer step, so the step's episodes
+            # share one forward; their gradients gather on a leaf and go back once (before_step).
+            leaf = out.detach().requires_grad_()
+            self._step_names[labels] = (out, leaf)
+            return leaf
         return out
 
     def forward(self, episode: Episode | TestEpisode, mode: DenoiserMode | None = None) -> EpisodeOutput:
         labels = episode.labels
-        support, _ = self.fused(list(episode.support), mode)
-        query, weights = self.fused(list(episode.query), mode)
+        if self.join_support_query:  # one encoder call per view instead of two (pads to the longer part)
+            both, both_weights = self.fused([*episode.support, *episode.query], mode)
+            n = len(episode.support)
+            w_s = int(both.mask[:n].sum(1).max())
+            w_q = int(both.mask[n:].sum(1).max())
+            support = Padded(both.vectors[:n, :w_s], both.mask[:n, :w_s])
+            query = Padded(both.vectors[n:, :w_q], both.mask[n:, :w_q])
+            weights = both_weights[n:, :w_q]  # (Bq, W, 2)
+        else:
+            support, _ = self.fused(list(episode.support), mode)
+            query, weights = self.fused(list(episode.query), mode)
         ids = torch.tensor(
             [i for s in episode.support for i in label_ids(s.tags, labels)], device=support.vectors.device
         )

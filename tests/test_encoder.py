@@ -61,6 +61,67 @@ def test_image_side_is_truncated_never_the_text(tiny_model_dir):
         enc.tokenize([make_sentence("x:1", " ".join(["festival"] * 12), " ".join(["O"] * 12))], "text")
 
 
+def _tokenizer_batch(enc: WordEncoder, sentences, view):
+    """The peer: the tokenizer's own padded batch, as ``tokenize`` built it before its cache."""
+    texts = enc._clean([list(s.tokens) for s in sentences])
+    if view == "text" or not enc.image_view:
+        return enc.tokenizer(texts, is_split_into_words=True, padding=True, return_tensors="pt")
+    images = enc._truncate_image(texts, [s.image_text.split() for s in sentences])
+    return enc.tokenizer(texts, images, is_split_into_words=True, padding=True, return_tensors="pt")
+
+
+def _assert_batch_equals_tokenizer(enc: WordEncoder, sentences, view) -> None:
+    batch = enc.tokenize(sentences, view)
+    expected = _tokenizer_batch(enc, sentences, view)
+    assert set(batch.inputs) == {k for k in expected if k in ("input_ids", "attention_mask", "token_type_ids")}
+    for k, v in batch.inputs.items():
+        assert torch.equal(v, expected[k]), k
+    for b, sent in enumerate(sentences):
+        firsts = {}
+        for pos, (w, seq) in enumerate(zip(expected.word_ids(b), expected.sequence_ids(b), strict=True)):
+            if w is not None and seq == 0:
+                firsts.setdefault(w, pos)
+        n = len(sent.tokens)
+        assert batch.word_index[b, :n].tolist() == [firsts[w] for w in range(n)]
+        assert batch.word_mask[b].tolist() == [True] * n + [False] * (batch.word_mask.size(1) - n)
+
+
+@pytest.mark.parametrize("view", ["text", "text+image"])
+@pytest.mark.parametrize("max_length", [256, 12])
+def test_cached_batches_equal_the_tokenizers_padding(tiny_model_dir, view, max_length):
+    """Every batch, first seen or from the cache, in any order: the tokenizer's own padded output."""
+    enc = WordEncoder(str(tiny_model_dir), max_length=max_length)
+    sents = SENTS + [make_sentence("s:3", "stage", "O", "the large group " * 20)]
+    for order in (sents, sents[::-1], sents[1:3], sents[:1] + sents):
+        _assert_batch_equals_tokenizer(enc, order, view)
+
+
+def test_a_second_pass_tokenizes_nothing(tiny, monkeypatch):
+    tiny.tokenize(SENTS, "text+image")
+    monkeypatch.setattr(WordEncoder, "_encode", lambda *a, **k: pytest.fail("tokenized again"))
+    tiny.tokenize(SENTS[::-1], "text+image")
+    with pytest.raises(pytest.fail.Exception, match="tokenized again"):
+        tiny.tokenize([make_sentence("s:0", "new post", "O O", "a large group of people")], "text+image")
+
+
+def test_the_cache_keys_on_the_image_text_not_the_sentence_key(tiny):
+    """Another image-text source reads other text under the same keys."""
+    a = tiny.tokenize([make_sentence("k:0", "festival", "O", "a large group")], "text+image")
+    b = tiny.tokenize([make_sentence("k:0", "festival", "O", "the stage")], "text+image")
+    assert not torch.equal(a.inputs["input_ids"], b.inputs["input_ids"])
+
+
+@pytest.mark.slow
+def test_minilm_batches_equal_the_tokenizers_padding(t17):
+    """The bundled tokenizer on real tweets and their image text, in batches of mixed lengths."""
+    enc = WordEncoder("minilm")
+    sents = list(t17.sentences[:40])
+    for view in ("text", "text+image"):
+        for start in range(0, 40, 7):
+            _assert_batch_equals_tokenizer(enc, sents[start : start + 7], view)
+        _assert_batch_equals_tokenizer(enc, sents[::3], view)
+
+
 def test_bad_view_is_rejected(tiny):
     with pytest.raises(ValueError, match="view must be one of"):
         tiny.tokenize(SENTS, "image")

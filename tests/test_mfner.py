@@ -243,3 +243,60 @@ def test_train_layers_gradients_match_full_fine_tuning_above_the_cut(tiny_model_
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="train_layers must be >= 0"):
         MFNER.check_options({"train_layers": -1})
+
+
+def _real_episodes(domain: Domain, n: int):
+    return sample_episodes(domain, 1, 0, None, "train").materialize(domain, n)
+
+
+def test_joined_support_and_query_give_the_separate_forward(tiny_model_dir, t17):
+    """One encoder call per view for support and query pads them together; what comes out is the
+    same function of the words (real tweets of mixed lengths, so the padding does differ)."""
+    torch.manual_seed(0)
+    method = MFNER(RunContext(encoder=str(tiny_model_dir), progress=False))
+    method.model.eval()
+    for episode in _real_episodes(t17, 4):
+        outs = {}
+        for joined in (False, True):
+            method.model.join_support_query = joined
+            with torch.no_grad():
+                outs[joined] = method.model(episode)
+        a, b = outs[False], outs[True]
+        assert a.emissions.shape == b.emissions.shape and torch.equal(a.mask, b.mask)
+        torch.testing.assert_close(b.emissions, a.emissions, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b.weights, a.weights, rtol=1e-4, atol=1e-5)
+
+
+def _no_dropout(method: MFNER) -> None:
+    for module in method.encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def test_label_vectors_per_step_give_the_per_episode_gradients(tiny_model_dir, t17):
+    """Sharing one label-name forward across a step's episodes: the same encoder gradients (dropout
+    off, so both roads compute one function), one label forward instead of one per episode."""
+    episodes = _real_episodes(t17, 4)
+    grads, calls = {}, {}
+    for shared in (False, True):
+        torch.manual_seed(0)
+        method = MFNER(RunContext(encoder=str(tiny_model_dir), progress=False), label_vectors_per_step=shared)
+        method._param_groups()
+        _no_dropout(method)
+        method.model.train()
+        names: list[str] = []
+
+        def counting(sentences, view, names=names, original=method.encoder.tokenize):
+            names.append(sentences[0].key)
+            return original(sentences, view)
+
+        method.encoder.tokenize = counting  # type: ignore[method-assign]
+        for episode in episodes:
+            (method.model.loss(episode) / 4).backward()
+        method.model.before_step()
+        calls[shared] = sum(k.startswith("label:") for k in names)
+        grads[shared] = {n: p.grad.clone() for n, p in method.encoder.named_parameters() if p.grad is not None}
+    assert calls == {False: 4, True: 1}
+    assert grads[True].keys() == grads[False].keys() and grads[False]
+    for name, grad in grads[False].items():
+        torch.testing.assert_close(grads[True][name], grad, rtol=1e-4, atol=1e-6)
