@@ -151,7 +151,8 @@ SUITES.add(
             "Paper Tables 4 and 5: MFNER without image text (E_f = E_t) and with a fixed denoiser "
             "(alpha = beta = 0.5), beside the full model from table3; plus the frozen-encoder profile and the "
             "cheaper fine-tuning of the top 4 of MiniLM's 6 layers (embeddings and the lower 2 frozen) or of all 6 "
-            "with the word embeddings frozen."
+            "with the word embeddings frozen, and the fast profile (embeddings frozen, support and query in one "
+            "encoder call per view, one label-name forward per optimizer step)."
         ),
         methods=(
             MethodSpec("MFNER text only", "mfner", {"input": "text"}),
@@ -159,6 +160,7 @@ SUITES.add(
             MethodSpec("MFNER frozen", "mfner", {"profile": "frozen"}),
             MethodSpec("MFNER top 4 layers", "mfner", {"train_layers": 4}),
             MethodSpec("MFNER embeddings frozen", "mfner", {"train_layers": 6}),
+            MethodSpec("MFNER fast", "mfner", {"profile": "fast"}),
         ),
         include=(("table3", "MFNER"),),
         reference="MFNER",

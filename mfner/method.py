@@ -67,9 +67,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     "finetune": {},  # fine-tunes the bundled MiniLM on CPU
     "frozen": {"encoder_lr": 0.0, "passes": 4},
     "finetune-gpu": {"encoder_lr": 1e-5, "passes": 3},  # BERT-base-sized encoders on a GPU
-    # MiniLM's 6 layers fine-tuned, its word embedding frozen: F1 paired with finetune over 5 seeds in
-    # reports/ablations.md (row "MFNER embeddings frozen"), fit time in results/mfner-fit-speed.json.
-    "fast": {"train_layers": 6},
+    # MiniLM's 6 layers fine-tuned with its word embedding frozen, support and query in one encoder call
+    # per view, one label-name forward per optimizer step: F1 paired with finetune over 5 seeds in
+    # reports/ablations.md (row "MFNER fast"), fit time in results/mfner-fit-speed.json.
+    "fast": {"train_layers": 6, "join_support_query": True, "label_vectors_per_step": True},
 }
 
 

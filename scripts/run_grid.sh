@@ -17,6 +17,9 @@ check() { echo "== $(date -u +%FT%TZ) bench check $*"; $B check --quiet --suite 
 run --suite probes                                              # choices on the source domain first
 run --suite probes-finetune
 run --suite ablations --method "MFNER top 4 layers" --k 1 --target twitter2015   # the cheaper cell, 5 seeds
+run --suite ablations --method "MFNER embeddings frozen" --k 1 --target twitter2015   # profile fast, 5 seeds
+# The fine-tuning baselines' support cells tune the head and CRF only on cached word vectors: minutes a cell.
+run --suite table3 --method BERT+CRF --method ITA --seeds 0 1 2 3 4
 if [ "$W" = a ]; then check --target twitter2017 --seeds 0 1 2; else check --target twitter2015 --seeds 1 2; fi
 seed() {  # every metric/span baseline cell of one seed: a grid cut short leaves whole seeds to pair
   run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 1 --seeds "$1"
@@ -25,7 +28,6 @@ seed() {  # every metric/span baseline cell of one seed: a grid cut short leaves
 }
 for s in 0 1 2; do seed $s; done
 for s in 0 1 2 3 4; do
-  run --suite table3 --method BERT+CRF --method ITA --seeds $s
   run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 1 --seeds $s
 done
 for s in 3 4; do seed $s; done
