@@ -194,12 +194,9 @@ def load_domain(
     return _load(spec.name, folder.resolve(), check_hash, check_image_text(image_text))
 
 
-@lru_cache(maxsize=16)
-def _load(name: str, folder: Path, check_hash: bool, image_text: str = DEFAULT_IMAGE_TEXT) -> Domain:
-    spec = DATASETS.get(name)
-    missing = [s for s in SPLITS if not (folder / f"{s}.txt").is_file()]
-    if missing:
-        raise DatasetUnavailable(f"{spec.name}: {folder} lacks {', '.join(m + '.txt' for m in missing)}")
+def _digest(spec: DatasetSpec, folder: Path, check_hash: bool, image_text: str) -> tuple[str, Path | None]:
+    """The data hash of a dataset read with ``image_text`` (its split files and image-text file, each
+    checked against its pinned sha256), and the image-text file it read (``None``: no image text)."""
     digest = hashlib.sha256()
     if image_text != DEFAULT_IMAGE_TEXT:  # the default's hash stays what every committed record holds
         digest.update(f"image-text:{image_text if image_text in IMAGE_TEXT_SOURCES else 'file'}\n".encode())
@@ -217,6 +214,16 @@ def _load(name: str, folder: Path, check_hash: bool, image_text: str = DEFAULT_I
         if check_hash and pinned and h != pinned:
             raise ValueError(f"{path}: sha256 {h[:12]} differs from the pinned {pinned[:12]} (dataset version drift?)")
         digest.update(f"{path.name}:{h}\n".encode())
+    return digest.hexdigest(), caption_path
+
+
+@lru_cache(maxsize=16)
+def _load(name: str, folder: Path, check_hash: bool, image_text: str = DEFAULT_IMAGE_TEXT) -> Domain:
+    spec = DATASETS.get(name)
+    missing = [s for s in SPLITS if not (folder / f"{s}.txt").is_file()]
+    if missing:
+        raise DatasetUnavailable(f"{spec.name}: {folder} lacks {', '.join(m + '.txt' for m in missing)}")
+    data_hash, caption_path = _digest(spec, folder, check_hash, image_text)
     captions = read_image_text(caption_path) if caption_path else None
     reports = {split: LoadReport() for split in SPLITS}
     sentences: list[Sentence] = []
@@ -225,8 +232,8 @@ def _load(name: str, folder: Path, check_hash: bool, image_text: str = DEFAULT_I
         sentences += attach_image_text(rows, split, captions, report, spec.name)
     # Episodes are sampled from tags, never image text: a run on another source uses the default
     # run's episode files (same hash), so its cells pair with the default's on the same episodes.
-    episodes_from = "" if image_text == DEFAULT_IMAGE_TEXT else _load(name, folder, check_hash).data_hash
-    domain = Domain(spec, tuple(sentences), reports, digest.hexdigest(), image_text, episodes_from)
+    episodes_from = "" if image_text == DEFAULT_IMAGE_TEXT else _digest(spec, folder, check_hash, DEFAULT_IMAGE_TEXT)[0]
+    domain = Domain(spec, tuple(sentences), reports, data_hash, image_text, episodes_from)
     if captions is not None:
         unmatched = len(set(captions) - {s.image_id for s in sentences})
         reports[SPLITS[0]].image_text_unmatched = unmatched  # counted once, with the first split
