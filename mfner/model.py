@@ -97,7 +97,7 @@ class MFNERModel(nn.Module):
         out = (vectors * m).sum(1) / m.sum(1)  # (C, H)
         if frozen:
             self._frozen_names[labels] = out.detach()
-        elif shared:
+        elif shared and out.requires_grad:  # (an encoder with nothing to train has nothing to send back)
             # The encoder's parameters do not move within an optimizer step, so the step's episodes
             # share one forward; their gradients gather on a leaf and go back once (before_step).
             leaf = out.detach().requires_grad_()

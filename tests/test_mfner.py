@@ -300,3 +300,13 @@ def test_label_vectors_per_step_give_the_per_episode_gradients(tiny_model_dir, t
     assert grads[True].keys() == grads[False].keys() and grads[False]
     for name, grad in grads[False].items():
         torch.testing.assert_close(grads[True][name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_label_vectors_per_step_with_nothing_to_train_in_the_encoder(tiny_model_dir, registered):
+    """With every encoder layer frozen there is no label-name graph to send a gradient through: the
+    step must not try (it raised 'element 0 of tensors does not require grad')."""
+    source = synthetic_domain("syn-step-frozen", 24, 11, text_tells=True, noisy_half=False)
+    _, method = train_and_score(
+        tiny_model_dir, source, source, profile="finetune", train_layers=0, label_vectors_per_step=True, passes=1
+    )
+    assert method.fit_report()["optimizer_steps"] == 6
