@@ -309,4 +309,5 @@ def test_label_vectors_per_step_with_nothing_to_train_in_the_encoder(tiny_model_
     _, method = train_and_score(
         tiny_model_dir, source, source, profile="finetune", train_layers=0, label_vectors_per_step=True, passes=1
     )
-    assert method.fit_report()["optimizer_steps"] == 6
+    report = method.fit_report()
+    assert report["optimizer_steps"] == -(-report["train_episodes"] // 4) >= 1
