@@ -493,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--adopt",
         action="store_true",
         help="a cell that reproduces exactly replaces its committed record with the rerun's (the current record "
-        "layout: predictions kept); a cell that moved is left as it was",
+        "layout: predictions kept); a cell that moved is left as it was; a record with predictions is not rerun",
     )
     p.add_argument("--encoder", default="minilm", metavar="NAME|PATH", help="encoder of the rows to check")
     p.add_argument("--results-dir", metavar="DIR", help="the committed records (default results/)")

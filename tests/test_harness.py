@@ -502,7 +502,7 @@ def test_a_method_with_the_base_constructor_takes_no_options():
         Fixed(RunContext(), x=1)
 
 
-def test_check_adopts_only_exactly_reproduced_cells(suite, tiny_model_dir, tmp_path):
+def test_check_adopts_only_exactly_reproduced_cells(suite, tiny_model_dir, tmp_path, monkeypatch):
     from bench.check import check_suite
 
     opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, seeds=(0,))
@@ -518,6 +518,14 @@ def test_check_adopts_only_exactly_reproduced_cells(suite, tiny_model_dir, tmp_p
     assert sorted(r["status"] for r in rows) == ["ok", "ok, adopted"]
     assert "predictions" in json.loads(first.read_text())  # reproduced exactly: replaced by the rerun
     assert json.loads(second.read_text()) == moved  # within tolerance but not exact: left as it was
+    import bench.check
+
+    reruns = []
+    real_run = bench.check.run_suite
+    monkeypatch.setattr(bench.check, "run_suite", lambda s, o: reruns.append(o.only_targets) or real_run(s, o))
+    rows, ok = check_suite(suite, opts, tolerance=1.0, adopt_reproduced=True)
+    assert ok and len(reruns) == 1  # the adopted record has predictions: only the other cell reruns
+    assert sorted(r["status"] for r in rows) == ["ok", "ok, has predictions already (not rerun)"]
 
 
 def test_quick_runs_every_method_small_into_a_scratch_folder(suite, tiny_model_dir, tmp_path, capsys):
