@@ -117,6 +117,11 @@ SUITES.add(
             MethodSpec("lookup", "lookup"),
             MethodSpec("proto-frozen", "proto-frozen"),
         ),
+        pairs=(
+            ("ITA", "BERT+CRF"),  # does the alignment of the two views add anything
+            ("BERT+CRF transfer", "BERT+CRF"),  # the practitioner's protocol against the paper's
+            ("ITA transfer", "ITA"),
+        ),
     ),
 )
 
