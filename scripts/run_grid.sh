@@ -12,7 +12,7 @@ EXTRA=("$@")
 run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|warning|skip" || echo "!! failed or nothing new: $*"; }
 # MFNER's committed table3 cells predate kept predictions: rerun them and, where every episode's F1 is
 # reproduced exactly, adopt the rerun (the seen/unseen breakdown reads its predictions). `bench check`
-# claims no lock: the workers split it by target (T15 seed 0 is adopted already).
+# claims no lock: the workers split it by target; a record that holds predictions already is not rerun.
 check() { echo "== $(date -u +%FT%TZ) bench check $*"; $B check --quiet --suite table3 --method MFNER --k 1 --adopt "$@" "${EXTRA[@]}"; }
 run --suite probes                                              # choices on the source domain first
 run --suite probes-finetune
@@ -20,23 +20,25 @@ run --suite ablations --method "MFNER top 4 layers" --k 1 --target twitter2015  
 run --suite ablations --method "MFNER embeddings frozen" --k 1 --target twitter2015   # profile fast, 5 seeds
 # The fine-tuning baselines' support cells tune the head and CRF only on cached word vectors: minutes a cell.
 run --suite table3 --method BERT+CRF --method ITA --seeds 0 1 2 3 4
+# Shortest issue first, so that each finishes as early as it can: the image-text source axis (issue 15,
+# 13 cells), then the fine-tuning baselines' transfer rows and full-data suite (issue 13), then the metric
+# and span baselines' grid with MFNER's adoption reruns (issue 12, the longest).
+# Does the image-text source change MFNER's F1? T17 -> T15 at 1 shot, paired with the BLIP-2 cells.
+# owl and pgim texts are ~10x BLIP-2's length, so their cells cost several times a BLIP-2 cell.
+for s in 0 1 2 3 4; do
+  for src in none pgim owl; do run --suite table3 --method MFNER --k 1 --target twitter2015 --seeds $s --image-text $src; done
+done
+for s in 0 1 2 3 4; do
+  run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 1 --seeds $s
+done
+run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 5 --seeds 0 1 2
+run --suite fulldata                                            # the full-data ceiling, 3 seeds
 if [ "$W" = a ]; then check --target twitter2017 --seeds 0 1 2; else check --target twitter2015 --seeds 1 2; fi
 seed() {  # every metric/span baseline cell of one seed: a grid cut short leaves whole seeds to pair
   run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 1 --seeds "$1"
   run --suite table6 --seeds "$1"
   run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 5 --seeds "$1"
 }
-for s in 0 1 2; do seed $s; done
-for s in 0 1 2 3 4; do
-  run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 1 --seeds $s
-done
-for s in 3 4; do seed $s; done
-run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 5 --seeds 0 1 2
-run --suite fulldata                                            # the full-data ceiling, 3 seeds
+for s in 0 1 2 3 4; do seed $s; done
 run --suite ablations --method "MFNER top 4 layers" --k 1 --target twitter2017
-# Does the image-text source change MFNER's F1? T17 -> T15 at 1 shot, paired with the BLIP-2 cells.
-# owl and pgim texts are ~10x BLIP-2's length, so their cells cost several times a BLIP-2 cell.
-for s in 0 1 2 3 4; do
-  for src in none pgim owl; do run --suite table3 --method MFNER --k 1 --target twitter2015 --seeds $s --image-text $src; done
-done
 echo "== $(date -u +%FT%TZ) done"
