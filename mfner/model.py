@@ -56,10 +56,12 @@ class MFNERModel(nn.Module):
 
     def clear_label_cache(self) -> None:
         self._frozen_names.clear()
+        self._step_names.clear()
 
     def before_step(self) -> None:
         """The trainer's hook before each optimizer step: with ``label_vectors_per_step``, send the
-        gradient the step's episodes left on the shared label-name vectors through the encoder, once."""
+        gradient the step's episodes left on the shared label-name vectors through the encoder, once.
+        (A loop of one's own that calls ``loss`` in training mode must call it too, before each step.)"""
         pending = [(out, leaf.grad) for out, leaf in self._step_names.values() if leaf.grad is not None]
         if pending:
             torch.autograd.backward([out for out, _ in pending], [grad for _, grad in pending])
