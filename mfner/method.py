@@ -69,7 +69,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "finetune-gpu": {"encoder_lr": 1e-5, "passes": 3},  # BERT-base-sized encoders on a GPU
     # MiniLM's 6 layers fine-tuned with its word embedding frozen, support and query in one encoder call
     # per view, one label-name forward per optimizer step: F1 paired with finetune over 5 seeds in
-    # reports/ablations.md (row "MFNER fast"), fit time in results/mfner-fit-speed.json.
+    # reports/ablations.md (row "MFNER fast"), fit time against the old code in results/mfner-cell-speedup.json.
     "fast": {"train_layers": 6, "join_support_query": True, "label_vectors_per_step": True},
 }
 

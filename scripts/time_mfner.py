@@ -48,10 +48,14 @@ def parse_variant(text: str) -> dict[str, Any]:
 ENCODER_OPTIONS = ("token_cache",)  # set on the WordEncoder, not MFNER options
 
 
+def mfner_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A variant's options without those set on the encoder."""
+    return {k: v for k, v in options.items() if k not in ENCODER_OPTIONS}
+
+
 def fit_seconds(domain: Any, episodes: list[Episode], options: dict[str, Any], passes: int) -> float:
     torch.manual_seed(0)
-    mfner_options = {k: v for k, v in options.items() if k not in ENCODER_OPTIONS}
-    method = MFNER(RunContext(seed=0, progress=False), passes=passes, min_steps=0, **mfner_options)
+    method = MFNER(RunContext(seed=0, progress=False), passes=passes, min_steps=0, **mfner_options(options))
     for key in ENCODER_OPTIONS:
         if key in options:
             setattr(method.encoder, key, bool(options[key]))
@@ -74,7 +78,7 @@ def main() -> None:
     base = args.base or "default"
     variants = {base: parse_variant(args.base) if args.base else {}} | {v: parse_variant(v) for v in args.variant}
     for options in variants.values():
-        MFNER.check_options({k: v for k, v in options.items() if k not in ENCODER_OPTIONS})
+        MFNER.check_options(mfner_options(options))
     times: dict[str, list[float]] = {name: [] for name in variants}
     for round_ in range(args.repeats):
         for name, options in variants.items():
