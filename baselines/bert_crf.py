@@ -26,11 +26,19 @@ and costs 20-60x more: all layers at 1e-4 scored 11.86 (12.57 with head 1e-2), a
 1e-6 4.65; the top 2 layers at 1e-4 with head 1e-2 10.73, +1.91 [-1.77, +5.84] over head only. All
 layers take ~10 s an episode, a 200-episode cell past the 1,200 s budget. The transfer rows take no
 support steps (20 steps: -0.88 [-6.22, +4.32]; 59.04 against 59.92).
+
+The source training of ``transfer`` depends on neither K nor the episodes, so its weights are kept on
+disk (``$MFNER_CACHE/transfer``), keyed by everything that decides them (the method, its
+configuration, the encoder's weights, the seed, the source sentences, torch's version, device and
+thread count): the 5-shot cells of a seed load what its 1-shot cells trained, bit for bit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +54,7 @@ from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, RunContext, SourceTask, check_input, derived_seed
 from fewshot_ner.metrics import episode_f1
+from fewshot_ner.paths import cache_dir
 from fewshot_ner.trainer import restore, snapshot
 
 CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -238,6 +247,14 @@ class BertCRF(ConfiguredMethod):
         ][: self.cfg.transfer_max_sentences]
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "transfer"))
         self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
+        path = cache_dir() / "transfer" / f"{self.transfer_key(sentences)}.pt"
+        if path.is_file():
+            saved = torch.load(path, map_location=self.ctx.torch_device, weights_only=True)
+            restore(self.encoder, saved["encoder"])
+            restore(self.source_head, saved["head"])
+            self.encoder.eval()
+            self._report = json.loads(saved["report"]) | {"loaded_from_cache": path.name, "load_s": _since(t0)}
+            return
         per_epoch = -(-len(sentences) // self.cfg.transfer_batch_size)
         losses = self._steps(
             self.source_head,
@@ -252,8 +269,40 @@ class BertCRF(ConfiguredMethod):
             "transfer_sentences": len(sentences),
             "transfer_steps": len(losses),
             "mean_nll_last_100": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4),
-            "fit_s": round(time.perf_counter() - t0, 1),
+            "fit_s": _since(t0),
         }
+        saved = {
+            "encoder": snapshot(self.encoder),
+            "head": snapshot(self.source_head),
+            "report": json.dumps(self._report),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        torch.save(saved, part)
+        os.replace(part, path)  # atomic: a worker reading the cache sees the whole file or none
+
+    def transfer_key(self, sentences: list[Sentence]) -> str:
+        """What decides the weights that source training ends with, hashed: the cache file's name."""
+        data = hashlib.sha256()
+        for s in sentences:
+            data.update(json.dumps([s.tokens, s.tags, s.image_text]).encode())
+        parts = {
+            "method": type(self).__name__,
+            "config": dataclasses.asdict(self.cfg),
+            "fit": self.fit_options(),
+            "encoder": self.encoder.fingerprint,
+            "image_view": self.encoder.image_view,
+            "seed": self.ctx.seed,
+            "data": data.hexdigest(),
+            "torch": torch.__version__,
+            "device": str(self.ctx.torch_device),
+            "threads": torch.get_num_threads(),
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def fit_options(self) -> dict[str, Any]:
+        """Options beyond ``cfg`` that source training reads (ITA: its temperature)."""
+        return {}
 
     def _fit_fulldata(self, sources: list[SourceTask]) -> None:
         """Supervised training on the ``-train`` source for up to ``fulldata_epochs`` passes; after each, F1 on
@@ -284,7 +333,7 @@ class BertCRF(ConfiguredMethod):
         restore(self.encoder, best_state[0])
         restore(self.source_head, best_state[1])
         self._report = {"valid_f1_per_epoch": valid_f1, "epochs_kept": 1 + valid_f1.index(max(valid_f1))}
-        self._report["fit_s"] = round(time.perf_counter() - t0, 1)
+        self._report["fit_s"] = _since(t0)
 
     @torch.no_grad()
     def _decode(self, head: TagHead, sentences: list[Any], labels: tuple[str, ...], batch: int = 64) -> list[list[str]]:
@@ -331,3 +380,7 @@ class BertCRF(ConfiguredMethod):
             return self._decode(head, list(episode.query), labels)
         finally:
             restore(self.encoder, self._snap)  # the next episode starts from the same weights
+
+
+def _since(t0: float) -> float:
+    return round(time.perf_counter() - t0, 1)

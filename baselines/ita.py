@@ -6,7 +6,9 @@ KL(teacher || student) summed over the tweet's words (mean over sentences), wher
 the per-word CRF marginal distribution of the text+image view (gradient stopped) and the student
 the same of the text view, both softened by temperature T (all CRF scores divided by T).
 ``temperature`` None (the default) takes the original's: 2 for a Twitter-2017 target, 4 for
-Twitter-2015 (and 2 elsewhere). Predictions read the text+image view. Protocols, steps and
+Twitter-2015 (and 2 elsewhere), by the domain a step trains on: source training (``transfer``,
+``fulldata``) takes its sources' (2 where they disagree), per-episode steps the target's. Predictions
+read the text+image view. Protocols, steps and
 generators as BERT+CRF (``baselines/bert_crf.py``).
 """
 
@@ -21,7 +23,7 @@ from fewshot_ner import crf
 from fewshot_ner.data import Sentence
 from fewshot_ner.features import Padded
 from fewshot_ner.labels import tag_tensor
-from fewshot_ner.method import METHODS, RunContext
+from fewshot_ner.method import METHODS, RunContext, SourceTask
 
 ORIGINAL_TEMPERATURE = {"twitter2017": 2.0, "twitter2015": 4.0}
 
@@ -65,6 +67,18 @@ class ITA(BertCRF):
 
     def config(self) -> dict[str, Any]:
         return super().config() | {"temperature": self.temperature, "temperature_option": self.temperature_option}
+
+    def fit(self, sources: list[SourceTask]) -> None:
+        if self.temperature_option is None:  # the original's temperature of the data this training reads
+            found = {ORIGINAL_TEMPERATURE.get(task.domain.name.split("-")[0], 2.0) for task in sources}
+            self.temperature = found.pop() if len(found) == 1 else 2.0
+        fit_temperature = self.temperature
+        super().fit(sources)
+        if self._report:
+            self._report["fit_temperature"] = fit_temperature
+
+    def fit_options(self) -> dict[str, Any]:
+        return {"temperature": self.temperature}
 
     def prepare(self, target: Any) -> None:
         if self.temperature_option is None:

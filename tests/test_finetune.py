@@ -120,3 +120,39 @@ def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(suite
     assert len(report["valid_f1_per_epoch"]) == 2 and report["epochs_kept"] in (1, 2)
     table = suite_table(full, tmp_path)
     assert table["mini17-test"].iloc[0].endswith("(n=1)")
+
+
+def test_transfer_weights_are_cached_and_reloaded_bit_for_bit(tiny_model_dir):
+    """A second cell of the same seed (another K) loads the source training instead of repeating it."""
+    source, target = tiny_domain("ft-cache-src", 20, 9), tiny_domain("ft-cache-tgt", 20, 10)
+    ep = sample_episodes(target, 1, 0, 2).materialize(target)[0].for_prediction()
+
+    def run(seed: int) -> tuple[BertCRF, list[list[str]]]:
+        ctx = RunContext(seed=seed, encoder=str(tiny_model_dir), progress=False)
+        method = BertCRF(ctx, protocol="transfer", steps=0, transfer_epochs=2, transfer_encoder_lr=1e-2)
+        method.fit([SourceTask(source, [])])
+        method.prepare(target)
+        return method, method.predict(ep)
+
+    first, tags = run(3)
+    again, tags_again = run(3)
+    other, _ = run(4)
+    assert "loaded_from_cache" not in first.fit_report()
+    assert again.fit_report()["loaded_from_cache"].endswith(".pt")
+    assert again.fit_report()["transfer_steps"] == first.fit_report()["transfer_steps"] == 4
+    assert "loaded_from_cache" not in other.fit_report()  # another seed trains anew
+    for mine, theirs in ((first.encoder, again.encoder), (first.source_head, again.source_head)):
+        a, b = mine.state_dict(), theirs.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    trained = first.encoder.state_dict()
+    assert any(not torch.equal(trained[k], v) for k, v in other.encoder.state_dict().items())
+    assert tags == tags_again
+
+
+def test_ita_source_training_takes_the_source_domains_temperature(tiny_model_dir):
+    source, target = tiny_domain("twitter2015", 20, 11), tiny_domain("twitter2017", 20, 12)
+    method = ITA(RunContext(encoder=str(tiny_model_dir), progress=False), protocol="transfer", steps=0)
+    method.fit([SourceTask(source, [])])
+    assert method.fit_report()["fit_temperature"] == 4.0
+    method.prepare(target)
+    assert method.temperature == 2.0 and method.config()["temperature"] == 2.0  # per-episode steps: the target's
