@@ -122,3 +122,12 @@ TABLE6: dict[tuple[str, int], dict[str, tuple[float, float]]] = {
 
 #: Every reported row by (our label, K).
 REPORTED = TABLE3 | ABLATIONS | TABLE6
+
+#: Full-data F1 published for multimodal NER on the standard splits (not the MFNER paper's: issue 13
+#: names them), printed beside the ``fulldata`` suite's rows: UMT (Yu et al. 2020), ITA (Wang et al.
+#: 2022), PGIM (Li et al. 2023), each with a larger encoder than MiniLM.
+FULLDATA_PUBLISHED: dict[str, dict[str, float]] = {
+    "UMT": {"twitter2015": 73.41, "twitter2017": 85.31},
+    "ITA": {"twitter2015": 78.03, "twitter2017": 89.75},
+    "PGIM": {"twitter2015": 79.33, "twitter2017": 91.43},
+}

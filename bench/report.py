@@ -167,6 +167,48 @@ def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
     )
 
 
+def published_table(suite: Suite, rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``fulldata`` rows (mean ± std over seeds) and the published full-data figures, a column per target;
+    each published row also gives our best row minus it."""
+    if suite.protocol != "fulldata" or rows.empty:
+        return pd.DataFrame()
+    stats = summarize(rows)
+    targets = [d for d in suite.domains if f"{d}-test" in set(rows.target)]
+    out: list[dict[str, object]] = []
+    best: dict[str, float] = {}
+    for label in dict.fromkeys(rows.label):
+        row: dict[str, object] = {"row": f"{label} (ours)"}
+        for t in targets:
+            hit = stats[(stats.label == label) & (stats.target == f"{t}-test")]
+            if len(hit):
+                mean, std, n = float(hit["mean"].iloc[0]), float(hit["std"].iloc[0]), int(hit["seeds"].iloc[0])
+                row[short_name(t)] = _fmt(mean, std) + f" (n={n})"
+                best[t] = max(best.get(t, float("-inf")), mean)
+        out.append(row)
+    for name, figures in paper.FULLDATA_PUBLISHED.items():
+        row = {"row": f"{name} (published)"}
+        for t in targets:
+            ref = figures.get(t)
+            row[short_name(t)] = f"{ref:.2f} (ours best {best[t] - ref:+.2f})" if ref is not None and t in best else "-"
+        out.append(row)
+    return pd.DataFrame(out).fillna("not run")
+
+
+def _published_section(suite: Suite, rows: pd.DataFrame) -> str:
+    table = published_table(suite, rows)
+    if table.empty:
+        return ""
+    return (
+        "\n## Beside the published full-data figures\n\n"
+        "Our rows (the whole test split scored at once, mean ± std over seeds) and the full-data F1 that "
+        "multimodal NER papers report on the same splits with larger encoders (BERT-base or bigger, and "
+        "images); 'ours best': our best row's mean minus the published figure. These are other papers' "
+        "numbers, not runs of this harness.\n\n"
+        + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+        + "\n"
+    )
+
+
 def _breakdown_section(rows: pd.DataFrame) -> str:
     table = breakdown_table(rows)
     if table.empty:
@@ -244,6 +286,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         + f". Built from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + figure_md
+        + _published_section(suite, rows)
         + paired
         + _axis_section(rows, "encoder")
         + _axis_section(rows, "image_text")

@@ -96,11 +96,15 @@ def test_transfer_trains_one_head_for_both_catch_all_names(tiny_model_dir):
         BertCRF.check_options({"protocol": "full"})
 
 
-def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(suite, tiny_model_dir, tmp_path):
+def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(
+    suite, tiny_model_dir, tmp_path, monkeypatch
+):
     import json
     from dataclasses import replace
 
-    from bench.report import suite_table
+    from bench import paper
+    from bench.report import published_table, suite_table
+    from bench.report import suite_records as suite_records_of
     from bench.runner import RunOptions, run_suite
     from bench.suites import MethodSpec
 
@@ -120,6 +124,12 @@ def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(suite
     assert len(report["valid_f1_per_epoch"]) == 2 and report["epochs_kept"] in (1, 2)
     table = suite_table(full, tmp_path)
     assert table["mini17-test"].iloc[0].endswith("(n=1)")
+    monkeypatch.setattr(paper, "FULLDATA_PUBLISHED", {"Big": {"mini17": 90.0}})
+    beside = published_table(full, suite_records_of(full, tmp_path))
+    ours = record["f1"]
+    assert beside["row"].tolist() == [f"{record['label']} (ours)", "Big (published)"]
+    assert beside.iloc[0, 1] == f"{ours:.2f} (n=1)"
+    assert beside.iloc[1, 1] == f"90.00 (ours best {ours - 90.0:+.2f})"
 
 
 def test_transfer_weights_are_cached_and_reloaded_bit_for_bit(tiny_model_dir):
