@@ -97,6 +97,7 @@ class FineTuneConfig:
     transfer_batch_size: int = 16
     transfer_encoder_lr: float = 5e-5
     transfer_head_lr: float = 1e-3
+    transfer_train_layers: int | None = None  # source training updates the top N layers (None: all and the embeddings)
 
     def __post_init__(self) -> None:
         check_input(self.input)
@@ -104,8 +105,9 @@ class FineTuneConfig:
             raise ValueError(f"protocol must be support, transfer or fulldata, got {self.protocol!r}")
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
-        if self.train_layers is not None and self.train_layers < 0:
-            raise ValueError("train_layers must be >= 0 or None")
+        for name in ("train_layers", "transfer_train_layers"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 or None")
 
 
 class TagHead(nn.Module):
@@ -264,6 +266,7 @@ class BertCRF(ConfiguredMethod):
             self.cfg.transfer_batch_size,
             (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
             generator,
+            self.cfg.transfer_train_layers,
         )
         self._report = {
             "transfer_sentences": len(sentences),

@@ -276,6 +276,16 @@ SUITES.add(
                 "bert-crf",
                 {"protocol": "transfer", "steps": 20, "head_lr": 1e-3},
             ),
+            MethodSpec(
+                "BERT+CRF transfer, embeddings frozen",
+                "bert-crf",
+                {"protocol": "transfer", "steps": 0, "transfer_train_layers": 6},
+            ),
+            MethodSpec(
+                "BERT+CRF transfer, top 3 layers",
+                "bert-crf",
+                {"protocol": "transfer", "steps": 0, "transfer_train_layers": 3},
+            ),
         ),
         domains=("twitter2015",),
         shots=(1,),
@@ -286,6 +296,8 @@ SUITES.add(
         pairs=(
             ("BERT+CRF all layers 1e-5", "BERT+CRF head only"),
             ("BERT+CRF transfer, 20 support steps", "BERT+CRF transfer, no support steps"),
+            ("BERT+CRF transfer, embeddings frozen", "BERT+CRF transfer, no support steps"),
+            ("BERT+CRF transfer, top 3 layers", "BERT+CRF transfer, no support steps"),
         ),
     ),
 )
