@@ -270,11 +270,16 @@ SUITES.add(
                 "bert-crf",
                 {"train_layers": 2, "encoder_lr": 1e-4, "head_lr": 1e-2},
             ),
-            MethodSpec("BERT+CRF transfer, no support steps", "bert-crf", {"protocol": "transfer", "steps": 0}),
+            # the two rows that chose the support steps ran before transfer_train_layers existed: every parameter
+            MethodSpec(
+                "BERT+CRF transfer, no support steps",
+                "bert-crf",
+                {"protocol": "transfer", "steps": 0, "transfer_train_layers": None},
+            ),
             MethodSpec(
                 "BERT+CRF transfer, 20 support steps",
                 "bert-crf",
-                {"protocol": "transfer", "steps": 20, "head_lr": 1e-3},
+                {"protocol": "transfer", "steps": 20, "head_lr": 1e-3, "transfer_train_layers": None},
             ),
             MethodSpec(
                 "BERT+CRF transfer, embeddings frozen",
