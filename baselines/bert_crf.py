@@ -27,7 +27,7 @@ and costs 20-60x more: all layers at 1e-4 scored 11.86 (12.57 with head 1e-2), a
 layers take ~10 s an episode, a 200-episode cell past the 1,200 s budget. The transfer rows take no
 support steps (20 steps: -0.88 [-6.22, +4.32]; 59.04 against 59.92), and their source training leaves
 the word embeddings frozen (``transfer_train_layers=6``: 59.92, as with every parameter trained, in 523 s
-of fit against 602 s; the top 3 layers only: 54.21, -5.70 [-11.21, -0.26], in 328 s).
+of fit against 602 s, separate runs under different load; the top 3 layers only: 54.21, -5.70 [-11.21, -0.26], in 328 s).
 
 The source training of ``transfer`` depends on neither K nor the episodes, so its weights are kept on
 disk (``$MFNER_CACHE/transfer``), keyed by everything that decides them (the method, its
