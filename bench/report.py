@@ -161,7 +161,7 @@ def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
     return (
         "\n## Declared pairs\n\n"
         "Per seed, row A's F1 minus row B's on the same test episodes (the suite declares each pair: one method "
-        "differing in one axis); mean ± std over the seeds both ran, the seeds where A is ahead, a 95% interval from a "
+        "differing in one axis, or two methods a reader compares); mean ± std over the seeds both ran, the seeds where A is ahead, a 95% interval from a "
         "paired bootstrap over episodes, and the paper's difference of means where it has both rows.\n\n"
         + _differences(table, notes)
     )

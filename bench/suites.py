@@ -121,6 +121,7 @@ SUITES.add(
             ("ITA", "BERT+CRF"),  # does the alignment of the two views add anything
             ("BERT+CRF transfer", "BERT+CRF"),  # the practitioner's protocol against the paper's
             ("ITA transfer", "ITA"),
+            ("MFNER", "BERT+CRF transfer"),  # the paper's model against plain supervised transfer, same encoder
         ),
     ),
 )
