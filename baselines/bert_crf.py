@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, RunContext, SourceTask, check_input, derived_seed
 from fewshot_ner.metrics import episode_f1
-from fewshot_ner.paths import cache_dir
+from fewshot_ner.paths import atomic_path, cache_dir
 from fewshot_ner.trainer import restore, snapshot
 
 CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -259,7 +258,10 @@ class BertCRF(ConfiguredMethod):
             restore(self.encoder, saved["encoder"])
             restore(self.source_head, saved["head"])
             self.encoder.eval()
-            self._report = json.loads(saved["report"]) | {"loaded_from_cache": path.name, "load_s": _since(t0)}
+            self._report = json.loads(saved["report"]) | {
+                "loaded_from_cache": path.name,
+                "load_s": round(time.perf_counter() - t0, 1),
+            }
             return
         per_epoch = -(-len(sentences) // self.cfg.transfer_batch_size)
         losses = self._steps(
@@ -276,17 +278,15 @@ class BertCRF(ConfiguredMethod):
             "transfer_sentences": len(sentences),
             "transfer_steps": len(losses),
             "mean_nll_last_100": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4),
-            "fit_s": _since(t0),
+            "fit_s": round(time.perf_counter() - t0, 1),
         }
         saved = {
             "encoder": snapshot(self.encoder),
             "head": snapshot(self.source_head),
             "report": json.dumps(self._report),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f"{path.name}.{os.getpid()}.part")
-        torch.save(saved, part)
-        os.replace(part, path)  # atomic: a worker reading the cache sees the whole file or none
+        with atomic_path(path) as tmp:  # a worker reading the cache sees the whole file or none
+            torch.save(saved, tmp)
 
     def transfer_key(self, sentences: list[Sentence]) -> str:
         """What decides the weights that source training ends with, hashed: the cache file's name."""
@@ -340,7 +340,7 @@ class BertCRF(ConfiguredMethod):
         restore(self.encoder, best_state[0])
         restore(self.source_head, best_state[1])
         self._report = {"valid_f1_per_epoch": valid_f1, "epochs_kept": 1 + valid_f1.index(max(valid_f1))}
-        self._report["fit_s"] = _since(t0)
+        self._report["fit_s"] = round(time.perf_counter() - t0, 1)
 
     @torch.no_grad()
     def _decode(self, head: TagHead, sentences: list[Any], labels: tuple[str, ...], batch: int = 64) -> list[list[str]]:
@@ -387,7 +387,3 @@ class BertCRF(ConfiguredMethod):
             return self._decode(head, list(episode.query), labels)
         finally:
             restore(self.encoder, self._snap)  # the next episode starts from the same weights
-
-
-def _since(t0: float) -> float:
-    return round(time.perf_counter() - t0, 1)

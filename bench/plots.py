@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +14,7 @@ import pandas as pd  # noqa: E402
 from bench import paper  # noqa: E402
 from fewshot_ner.datasets import short_name  # noqa: E402
 from fewshot_ner.metrics import summarize  # noqa: E402
+from fewshot_ner.paths import atomic_path  # noqa: E402
 
 
 def table_figure(rows: pd.DataFrame, title: str, path: Path) -> Path | None:
@@ -41,9 +41,7 @@ def table_figure(rows: pd.DataFrame, title: str, path: Path) -> Path | None:
     axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from fewshot_ner.datasets import DATASETS
+from fewshot_ner.paths import atomic_path
 
 
 def bundled_domains() -> frozenset[str]:
@@ -146,10 +147,8 @@ def reports_dir_for(results_dir: Path) -> Path:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write via a per-process temporary file: concurrent workers never interleave a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:

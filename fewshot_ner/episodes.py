@@ -18,7 +18,7 @@ from pathlib import Path
 from fewshot_ner.data import QuerySentence, Sentence
 from fewshot_ner.datasets import Domain
 from fewshot_ner.labels import bio_labels
-from fewshot_ner.paths import cache_dir
+from fewshot_ner.paths import atomic_path, cache_dir
 
 SCHEMA_VERSION = 2  # 2: sentence keys carry the domain
 
@@ -180,10 +180,8 @@ class EpisodeSet:
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
