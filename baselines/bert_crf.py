@@ -15,6 +15,10 @@ Two protocols (``protocol``):
   head's rows serve either target); per episode, the head rows and CRF scores of the episode's
   labels are taken from it, ``steps`` support steps follow (0: none), and the weights are
   restored after the episode.
+- ``fulldata`` (beyond the paper, the ``fulldata`` suite): ``fit`` trains on a target's standard train
+  split for ``fulldata_epochs`` passes with one optimizer (source training's rates, batch and frozen
+  embeddings), checks F1 on its valid split after each pass and keeps the best pass's weights; ``predict``
+  tags the whole test split with them.
 
 Every per-episode draw comes from ``ctx.generator(episode.index)``: an episode's tags do not
 depend on which episodes ran before it.
@@ -93,7 +97,7 @@ class FineTuneConfig:
     batch_size: int = 4
     grad_clip_value: float = 5.0
     transfer_epochs: int = 1
-    fulldata_epochs: int = 5  # the full-data protocol: at most this many passes, the best on valid kept
+    fulldata_epochs: int = 5  # the full-data protocol: this many passes, one Adam, the best pass on valid kept
     transfer_max_sentences: int | None = None  # the first N source sentences (None: all); --quick caps it
     transfer_batch_size: int = 16
     transfer_encoder_lr: float = 5e-5
@@ -203,8 +207,11 @@ class BertCRF(ConfiguredMethod):
         lrs: tuple[float, float],
         generator: torch.Generator,
         train_layers: int | None = None,
+        every: int = 0,
+        after: Callable[[], None] | None = None,
     ) -> list[float]:
-        """``n_steps`` Adam steps on batches drawn without replacement (reshuffled when used up)."""
+        """``n_steps`` Adam steps on batches drawn without replacement (reshuffled when used up); with ``after``,
+        it is called after every ``every`` steps with the encoder in eval mode (one optimizer throughout)."""
         groups = [{"params": list(head.parameters()), "lr": lrs[1]}]
         trained = self.encoder.top_parameters(train_layers) if lrs[0] > 0 else []
         if trained:
@@ -234,6 +241,11 @@ class BertCRF(ConfiguredMethod):
                 torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip_value)
                 opt.step()
                 losses.append(float(loss.detach()))
+                if after is not None and every and len(losses) % every == 0:
+                    self.encoder.eval()
+                    after()
+                    if trained:
+                        self.encoder.train()
         self.encoder.eval()
         return losses
 
@@ -312,33 +324,41 @@ class BertCRF(ConfiguredMethod):
         return {}
 
     def _fit_fulldata(self, sources: list[SourceTask]) -> None:
-        """Supervised training on the ``-train`` source for up to ``fulldata_epochs`` passes; after each, F1 on
-        the ``-valid`` source; the best epoch's weights are kept (model selection on valid, never on test)."""
+        """Supervised training on the ``-train`` source for up to ``fulldata_epochs`` passes (one optimizer, the
+        layers of ``transfer_train_layers``, as source training); after each pass, F1 on the ``-valid`` source;
+        the best pass's weights are kept (model selection on valid, never on test)."""
         t0 = time.perf_counter()
         parts = {task.domain.name.rsplit("-", 1)[-1]: task.domain for task in sources}
         train, valid = list(parts["train"].sentences), list(parts["valid"].sentences)
         labels = bio_labels(parts["train"].types)
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "fulldata"))
-        self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
+        head = self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
         per_epoch = -(-len(train) // self.cfg.transfer_batch_size)
-        valid_f1, best, best_state = [], -1.0, None
-        for _ in range(self.cfg.fulldata_epochs):
-            self._steps(
-                self.source_head,
-                train,
-                labels,
-                per_epoch,
-                self.cfg.transfer_batch_size,
-                (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
-                generator,
-            )
-            f1 = episode_f1([s.tags for s in valid], self._decode(self.source_head, valid, labels))
-            valid_f1.append(round(f1, 4))
-            if f1 > best:
-                best, best_state = f1, (snapshot(self.encoder), snapshot(self.source_head))
-        assert best_state is not None
-        restore(self.encoder, best_state[0])
-        restore(self.source_head, best_state[1])
+        valid_f1: list[float] = []
+        best: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None
+
+        def check_valid() -> None:
+            nonlocal best
+            f1 = round(episode_f1([s.tags for s in valid], self._decode(head, valid, labels)), 4)
+            if not valid_f1 or f1 > max(valid_f1):  # the first of equal passes is kept
+                best = (snapshot(self.encoder), snapshot(head))
+            valid_f1.append(f1)
+
+        self._steps(
+            head,
+            train,
+            labels,
+            per_epoch * self.cfg.fulldata_epochs,
+            self.cfg.transfer_batch_size,
+            (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
+            generator,
+            self.cfg.transfer_train_layers,
+            every=per_epoch,
+            after=check_valid,
+        )
+        assert best is not None
+        restore(self.encoder, best[0])
+        restore(head, best[1])
         self._report = {"valid_f1_per_epoch": valid_f1, "epochs_kept": 1 + valid_f1.index(max(valid_f1))}
         self._report["fit_s"] = round(time.perf_counter() - t0, 1)
 

@@ -166,3 +166,31 @@ def test_ita_source_training_takes_the_source_domains_temperature(tiny_model_dir
     assert method.fit_report()["fit_temperature"] == 4.0
     method.prepare(target)
     assert method.temperature == 2.0 and method.config()["temperature"] == 2.0  # per-episode steps: the target's
+
+
+def test_checks_between_passes_leave_training_as_one_uninterrupted_run(tiny_model_dir):
+    """The full-data protocol checks valid F1 after every pass inside one run of steps (one optimizer throughout):
+    the checks (eval mode, decoding) change no weight the run ends with."""
+    sentences = list(tiny_domain("ft-passes", 12, 13).sentences)
+    labels = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC")
+
+    def train(every: int) -> tuple[dict[str, torch.Tensor], int]:
+        method = BertCRF(RunContext(encoder=str(tiny_model_dir), progress=False), input="text")
+        head = TagHead(method.encoder.hidden_size, len(labels), torch.Generator().manual_seed(0))
+        checks = []
+        method._steps(
+            head,
+            sentences,
+            labels,
+            6,
+            4,
+            (1e-2, 1e-2),
+            torch.Generator().manual_seed(1),
+            every=every,
+            after=lambda: checks.append(method._decode(head, sentences[:3], labels)),
+        )
+        return method.encoder.state_dict() | {f"head.{k}": v for k, v in head.state_dict().items()}, len(checks)
+
+    (plain, none), (checked, n_checks) = train(0), train(3)
+    assert none == 0 and n_checks == 2
+    assert all(torch.equal(plain[k], checked[k]) for k in plain)
