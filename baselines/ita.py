@@ -28,6 +28,11 @@ from fewshot_ner.method import METHODS, RunContext, SourceTask
 ORIGINAL_TEMPERATURE = {"twitter2017": 2.0, "twitter2015": 4.0}
 
 
+def original_temperature(domain_name: str) -> float:
+    """The original's temperature for a domain, a split suffix ignored (``twitter2015-train``: 4); 2 elsewhere."""
+    return ORIGINAL_TEMPERATURE.get(domain_name.split("-")[0], 2.0)
+
+
 def soft_marginals(head: TagHead, words: Padded, temperature: float) -> Tensor:
     """Per-word CRF marginals ``(B, W, C)`` of the distribution with every score divided by ``temperature``."""
     t = temperature
@@ -70,7 +75,7 @@ class ITA(BertCRF):
 
     def fit(self, sources: list[SourceTask]) -> None:
         if self.temperature_option is None:  # the original's temperature of the data this training reads
-            found = {ORIGINAL_TEMPERATURE.get(task.domain.name.split("-")[0], 2.0) for task in sources}
+            found = {original_temperature(task.domain.name) for task in sources}
             self.temperature = found.pop() if len(found) == 1 else 2.0
         fit_temperature = self.temperature
         super().fit(sources)
@@ -82,7 +87,7 @@ class ITA(BertCRF):
 
     def prepare(self, target: Any) -> None:
         if self.temperature_option is None:
-            self.temperature = ORIGINAL_TEMPERATURE.get(getattr(target, "name", ""), 2.0)
+            self.temperature = original_temperature(getattr(target, "name", ""))
         super().prepare(target)
 
     def batch_loss(self, head: TagHead, batch: list[Sentence], labels: tuple[str, ...], words: WordsFn) -> Tensor:

@@ -166,6 +166,8 @@ def test_ita_source_training_takes_the_source_domains_temperature(tiny_model_dir
     assert method.fit_report()["fit_temperature"] == 4.0
     method.prepare(target)
     assert method.temperature == 2.0 and method.config()["temperature"] == 2.0  # per-episode steps: the target's
+    method.prepare(tiny_domain("twitter2015-valid", 20, 14))
+    assert method.temperature == 4.0  # a split of Twitter-2015 (the dev protocol's target) is Twitter-2015
 
 
 def test_checks_between_passes_leave_training_as_one_uninterrupted_run(tiny_model_dir):
