@@ -279,6 +279,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                 )
             }
             | {"threads": rec.get("env", {}).get("torch_threads"), "path": str(path)}
+            | {"fit_cached": bool((rec.get("fit_report") or {}).get("loaded_from_cache"))}
             | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )
     return pd.DataFrame(rows)

@@ -84,13 +84,15 @@ def _median_s(values: pd.Series | None) -> str:
 
 
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (K, label, target): cells, median and max wall time, peak memory, torch threads used."""
+    """Per (K, label, target): cells, median and max wall time, peak memory, torch threads used; where some cell
+    loaded its source training from the transfer cache, how many did (their fit time leaves that training out)."""
     if rows.empty:
         return pd.DataFrame()
+    cached = "fit_cached" in rows and bool(rows.fit_cached.fillna(False).any())
 
     def columns(grp: pd.DataFrame) -> dict[str, object]:
         threads = sorted({int(t) for t in grp.threads.dropna()})
-        return {
+        out: dict[str, object] = {
             "wall s (median)": round(float(grp.wall_s.median())),
             "wall s (max)": round(float(grp.wall_s.max())),
             "fit s (median)": _median_s(grp.get("fit_s")),
@@ -98,6 +100,9 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
             "peak RSS GB (max)": round(float(grp.peak_rss_mb.max()) / 1024, 2),
             "threads": ",".join(map(str, threads)) or "-",
         }
+        if cached:
+            out["fit loaded from cache"] = int(grp.fit_cached.fillna(False).sum())
+        return out
 
     return cell_table(rows, columns, count="cells")
 
@@ -293,7 +298,9 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         + _breakdown_section(rows)
         + (
             "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "
-            "process's peak resident memory, as the records give them; 'threads': torch's thread counts.\n\n"
+            "process's peak resident memory, as the records give them; 'threads': torch's thread counts; 'fit "
+            "loaded from cache' (where a row has such cells): cells whose source training was read from the transfer "
+            "cache that the same seed's first cell wrote, so their fit time leaves that training out.\n\n"
             + tabulate(cost_table(rows), headers="keys", tablefmt="github", showindex=False)
             + "\n"
             if not rows.empty

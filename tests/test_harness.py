@@ -228,6 +228,10 @@ def test_cost_table_counts_cells_and_threads():
     (row,) = cost_table(rows).to_dict("records")
     assert row["target"] == "T17" and row["cells"] == 3 and row["threads"] == "1,2"
     assert (row["wall s (median)"], row["wall s (max)"], row["peak RSS GB (max)"]) == (20, 30, 2.0)
+    assert "fit loaded from cache" not in row  # no row read the transfer cache: no column for it
+    cached = rows.assign(fit_cached=[False, True, True])
+    (row,) = cost_table(cached).to_dict("records")
+    assert row["fit loaded from cache"] == 2
 
 
 def test_runs_into_another_folder_leave_the_committed_reports_alone(suite, tiny_model_dir, tmp_path, capsys):
