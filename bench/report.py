@@ -107,6 +107,24 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     return cell_table(rows, columns, count="cells")
 
 
+def _cost_section(rows: pd.DataFrame) -> str:
+    if rows.empty:
+        return ""
+    table = cost_table(rows)
+    cached = (
+        "; 'fit loaded from cache': cells whose source training was read from the transfer cache that the same "
+        "seed's first cell wrote, so their fit time leaves that training out"
+        if "fit loaded from cache" in table
+        else ""
+    )
+    return (
+        "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the process's "
+        f"peak resident memory, as the records give them; 'threads': torch's thread counts{cached}.\n\n"
+        + tabulate(table, headers="keys", tablefmt="github", showindex=False)
+        + "\n"
+    )
+
+
 def _differences(table: pd.DataFrame, notes: list[str]) -> str:
     """A table of paired differences and its notes; the signed differences stay text (parsed as
     numbers they would lose their "+")."""
@@ -296,16 +314,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         + _axis_section(rows, "encoder")
         + _axis_section(rows, "image_text")
         + _breakdown_section(rows)
-        + (
-            "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the "
-            "process's peak resident memory, as the records give them; 'threads': torch's thread counts; 'fit "
-            "loaded from cache' (where a row has such cells): cells whose source training was read from the transfer "
-            "cache that the same seed's first cell wrote, so their fit time leaves that training out.\n\n"
-            + tabulate(cost_table(rows), headers="keys", tablefmt="github", showindex=False)
-            + "\n"
-            if not rows.empty
-            else ""
-        )
+        + _cost_section(rows)
         + _method_sections(suite, rows, results_dir, reports_dir),
     )
     write_index(reports_dir)
