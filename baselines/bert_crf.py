@@ -98,7 +98,7 @@ class FineTuneConfig:
     grad_clip_value: float = 5.0
     transfer_epochs: int = 1
     fulldata_epochs: int = 5  # the full-data protocol: this many passes, one Adam, the best pass on valid kept
-    transfer_max_sentences: int | None = None  # the first N source sentences (None: all); --quick caps it
+    transfer_max_sentences: int | None = None  # the first N source (full data: train) sentences; --quick caps it
     transfer_batch_size: int = 16
     transfer_encoder_lr: float = 5e-5
     transfer_head_lr: float = 1e-3
@@ -179,7 +179,7 @@ class BertCRF(ConfiguredMethod):
 
     @classmethod
     def quick_options(cls) -> dict[str, Any]:
-        return {"transfer_max_sentences": 128}
+        return {"transfer_max_sentences": 128, "fulldata_epochs": 1}
 
     # -- the loss of one batch, and the view predictions read (ITA overrides both) --------------
 
@@ -329,7 +329,8 @@ class BertCRF(ConfiguredMethod):
         the best pass's weights are kept (model selection on valid, never on test)."""
         t0 = time.perf_counter()
         parts = {task.domain.name.rsplit("-", 1)[-1]: task.domain for task in sources}
-        train, valid = list(parts["train"].sentences), list(parts["valid"].sentences)
+        train = list(parts["train"].sentences)[: self.cfg.transfer_max_sentences]
+        valid = list(parts["valid"].sentences)
         labels = bio_labels(parts["train"].types)
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "fulldata"))
         head = self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
@@ -359,7 +360,11 @@ class BertCRF(ConfiguredMethod):
         assert best is not None
         restore(self.encoder, best[0])
         restore(head, best[1])
-        self._report = {"valid_f1_per_epoch": valid_f1, "epochs_kept": 1 + valid_f1.index(max(valid_f1))}
+        self._report = {
+            "train_sentences": len(train),
+            "valid_f1_per_epoch": valid_f1,
+            "epochs_kept": 1 + valid_f1.index(max(valid_f1)),
+        }
         self._report["fit_s"] = round(time.perf_counter() - t0, 1)
 
     @torch.no_grad()

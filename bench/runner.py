@@ -121,7 +121,8 @@ def run_cell(
     """
     t0 = time.perf_counter()
     limit = opts.eval_episodes or suite.eval_episodes
-    if suite.protocol == "fulldata":  # one "episode": the whole test split, scored at once
+    if suite.protocol == "fulldata":  # one "episode": the whole test split, scored at once (no limit applies)
+        limit = None
         test_set = whole_split(target)
         episodes = [Episode(0, (), target.sentences, target.types)]
         train_sets = {}

@@ -110,7 +110,13 @@ def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(
 
     full = replace(
         suite,
-        methods=(MethodSpec("full", "bert-crf", {"protocol": "fulldata", "fulldata_epochs": 2, "input": "text"}),),
+        methods=(
+            MethodSpec(
+                "full",
+                "bert-crf",
+                {"protocol": "fulldata", "fulldata_epochs": 2, "input": "text", "transfer_max_sentences": 40},
+            ),
+        ),
         shots=(0,),
         seeds=(0,),
         protocol="fulldata",
@@ -122,6 +128,7 @@ def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(
     assert record["n_episodes"] == 1 and len(record["predictions"][0]) == 150  # the whole test split
     report = record["fit_report"]
     assert len(report["valid_f1_per_epoch"]) == 2 and report["epochs_kept"] in (1, 2)
+    assert report["train_sentences"] == 40  # the first 40 of the train split (--quick caps it so)
     table = suite_table(full, tmp_path)
     assert table["mini17-test"].iloc[0].endswith("(n=1)")
     monkeypatch.setattr(paper, "FULLDATA_PUBLISHED", {"Big": {"mini17": 90.0}})
