@@ -293,13 +293,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
         return 0
     print(f"results: {opts.results_dir}")
+    before = {p: p.stat().st_mtime_ns for p in (opts.results_dir / suite.name).glob("*/*.json")}
     paths = run_suite(suite, opts)
-    report, *others = write_reports(suite, opts.results_dir)
+    new = [p for p in paths if before.get(p) != p.stat().st_mtime_ns]  # written by this run (or a worker meanwhile)
+    if new and not args.no_report:
+        report, *others = write_reports(suite, opts.results_dir)
+        if not args.quick:
+            print(report.read_text())
+        said = "report written to " + ", ".join(map(str, [report, *others]))
+    else:  # rebuilding every report (figures, breakdowns) takes a minute: not for a run that changed nothing
+        if not args.quick:
+            from bench.report import suite_table
+
+            print(tabulate(suite_table(suite, opts.results_dir), headers="keys", tablefmt="github", showindex=False))
+        why = "--no-report" if new else "no new record"
+        said = f"reports left as they were ({why}; `bench report --suite {suite.name}` rebuilds them)"
     if args.quick:
         _print_quick(suite, opts)
-    else:
-        print(report.read_text())
-    print(f"{len(paths)} record(s); report written to {report}" + "".join(f", {p}" for p in others))
+    print(f"{len(paths)} record(s), {len(new)} new; {said}")
     return 0
 
 
@@ -473,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--results-dir", metavar="DIR", help="where records go (default results/)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not rebuild the reports after the run (grid workers: rebuild once with `bench report`); "
+        "a run that wrote no new record never rebuilds them",
+    )
     _add_data_args(p)
     p.set_defaults(func=cmd_run)
 

@@ -569,3 +569,28 @@ def test_every_report_has_its_figure_and_the_index_lists_it(suite, tiny_model_di
     assert figure.stat().st_size > 5000 and "![mini](figures/table-mini.png)" in path.read_text()
     index = (tmp_path / "reports" / "README.md").read_text()
     assert "[mini.md](mini.md)" in index and "figures/table-mini.png" in index and "strict IOB2" in index
+
+
+def test_run_rebuilds_the_reports_only_when_it_wrote_a_record(suite, tiny_model_dir, tmp_path, capsys):
+    """Rebuilding every report takes a minute on the real results: a rerun that finds every cell done, or a
+    grid worker's run with --no-report, leaves them as they were."""
+    from bench.suites import SUITES
+
+    args = ["--results-dir", str(tmp_path), "--encoder", str(tiny_model_dir), "--quiet", "--seeds", "0"]
+    report = tmp_path / "reports" / "mini.md"
+    SUITES.add("mini", suite)
+    try:
+        assert main(["run", "--suite", "mini", "--method", "proto-dot", "--target", "mini17", *args]) == 0
+        first = capsys.readouterr().out
+        written = report.stat().st_mtime_ns
+        assert main(["run", "--suite", "mini", "--method", "proto-dot", "--target", "mini17", *args]) == 0
+        again = capsys.readouterr().out
+        assert report.stat().st_mtime_ns == written
+        assert main(["run", "--suite", "mini", "--method", "proto-dot", "--no-report", *args]) == 0
+        quiet = capsys.readouterr().out
+        assert report.stat().st_mtime_ns == written
+    finally:
+        del SUITES._items["mini"]
+    assert "1 record(s), 1 new; report written to" in first
+    assert "1 record(s), 0 new; reports left as they were (no new record;" in again and "proto-dot" in again
+    assert "2 record(s), 1 new; reports left as they were (--no-report;" in quiet
