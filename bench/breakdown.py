@@ -1,10 +1,12 @@
-"""Scores recomputed from the predictions records keep: lenient F1 and F1 on seen and unseen entities.
+"""Scores recomputed from the predictions records keep: lenient F1, F1 on seen and unseen entities, F1 per type.
 
 An entity of a query is *seen* when its exact words (case-sensitive) occur as an entity of the
 same type somewhere in the source domains' data (Twitter-2015's OTHER and Twitter-2017's MISC
 count as one type); a predicted entity is split by the same rule. Per cell, precision, recall
 and F1 of each group are micro counts over all its test episodes (a group may be empty in one
-episode); then mean ± std over seeds. Records written before predictions were kept are left out.
+episode); then mean ± std over seeds. Per entity type (OTHER counted as MISC, so the columns of
+both targets line up): strict micro F1 over a cell's episodes. Records written before predictions
+were kept are left out.
 """
 
 from __future__ import annotations
@@ -74,23 +76,27 @@ def cell_scores(record: pd.Series) -> dict[str, float] | None:
         return None
     seen = seen_names(tuple(sorted(record.sources)))
     totals = {"seen": np.zeros(3, dtype=int), "unseen": np.zeros(3, dtype=int)}
+    by_type: dict[str, np.ndarray] = {}
     lenient = []
     for ep, codes in zip(episodes, preds, strict=True):
         tags = [decode_tags(c, ep.labels) for c in codes]
-        lenient.append(episode_f1([s.tags for s in ep.query], tags, lenient=True))
+        gold = [s.tags for s in ep.query]
+        lenient.append(episode_f1(gold, tags, lenient=True))
         for group, c in split_counts(ep.query, tags, seen).items():
             totals[group] += c
+        for etype, c in entity_counts(gold, tags, lambda _i, span: canonical_type(span[2])).items():
+            by_type[etype] = by_type.get(etype, np.zeros(3, dtype=int)) + c
     gold_all = totals["seen"][2] + totals["unseen"][2]
     return {
         "lenient": float(np.mean(lenient)),
         "seen": _f1(totals["seen"]),
         "unseen": _f1(totals["unseen"]),
         "seen_share": 100.0 * totals["seen"][2] / gold_all if gold_all else float("nan"),
-    }
+    } | {f"type:{t}": _f1(c) for t, c in by_type.items() if c[2]}  # a type with gold entities in the cell
 
 
-def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (K, row, target) with predictions: strict F1, lenient F1, seen F1, unseen F1, seen share of gold."""
+def scored_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per record with predictions: k, label, target, strict F1 and what ``cell_scores`` gives."""
     if rows.empty or "predictions" not in rows:
         return pd.DataFrame()
     scored = []
@@ -98,10 +104,15 @@ def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
         cell = cell_scores(r)
         if cell is not None:
             scored.append({"k": r.k, "label": r.label, "target": r.target, "strict": r.f1} | cell)
-    if not scored:
+    return pd.DataFrame(scored)
+
+
+def breakdown_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per (K, row, target) of ``scored_cells``: strict F1, lenient F1, seen F1, unseen F1, seen share of gold."""
+    if scored.empty:
         return pd.DataFrame()
     return cell_table(
-        pd.DataFrame(scored),
+        scored,
         lambda grp: {
             "strict F1": mean_std_text(grp.strict),
             "lenient F1": mean_std_text(grp.lenient),
@@ -111,3 +122,13 @@ def breakdown_table(rows: pd.DataFrame) -> pd.DataFrame:
             "% gold seen": f"{grp.seen_share.mean():.1f}",
         },
     )
+
+
+def type_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per (K, row, target) of ``scored_cells``: strict F1 of each entity type, mean ± std over seeds."""
+    columns = sorted(c for c in scored.columns if c.startswith("type:"))
+    if scored.empty or not columns:
+        return pd.DataFrame()
+    order = [c for c in ("type:PER", "type:LOC", "type:ORG", "type:MISC") if c in columns]
+    order += [c for c in columns if c not in order]
+    return cell_table(scored, lambda grp: {c.removeprefix("type:"): mean_std_text(grp[c]) for c in order})

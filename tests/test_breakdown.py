@@ -1,0 +1,67 @@
+"""The rescoring of kept predictions: seen/unseen split, lenient F1 and F1 per type, against known answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import pytest
+
+from bench.breakdown import cell_scores, scored_cells, seen_names, split_counts, type_table
+from fewshot_ner.data import Sentence
+from fewshot_ner.datasets import load_domain
+from fewshot_ner.episodes import Episode, cached_episodes
+from fewshot_ner.labels import canonical_type, spans
+from fewshot_ner.metrics import encode_tags
+
+
+def test_split_counts_by_hand():
+    seen = frozenset({(("Obama",), "PER"), (("Paris",), "LOC")})
+    query = [
+        Sentence("t:test:0", ("Obama", "in", "Paris"), ("B-PER", "O", "B-ORG"), "0"),  # Paris as ORG: not seen as ORG
+        Sentence("t:test:1", ("Ann", "Lee", "met", "Obama"), ("B-PER", "I-PER", "O", "B-PER"), "1"),
+    ]
+    predicted = [["B-PER", "O", "B-LOC"], ["B-PER", "O", "O", "B-PER"]]
+    counts = split_counts(query, predicted, seen)
+    # seen: gold Obama x2 (both found); predicted Obama x2 and Paris/LOC (seen as LOC, but wrong here)
+    assert counts["seen"].tolist() == [2, 3, 2]
+    # unseen: gold Paris/ORG and Ann Lee (neither found); predicted "Ann" alone
+    assert counts["unseen"].tolist() == [0, 1, 2]
+
+
+TARGET, SOURCES, CAP = "twitter2017", ("twitter2015",), 5
+
+
+def record(predict: Callable[[tuple[str, ...]], list[str]]) -> tuple[pd.Series, list[Episode]]:
+    """A 1-shot record of the first 5 test episodes of Twitter-2017 whose predictions ``predict(gold)`` gives."""
+    domain = load_domain(TARGET)
+    test = cached_episodes(domain, 1, 0, CAP, "test")
+    episodes = test.materialize(domain, CAP)
+    preds = [[encode_tags(predict(s.tags), ep.labels) for s in ep.query] for ep in episodes]
+    fields = dict(target=TARGET, sources=list(SOURCES), k=1, seed=0, max_episodes=CAP, f1=0.0, label="x")
+    return pd.Series(fields | {"predictions": preds, "episodes_sha256": test.sha256}), episodes
+
+
+def test_perfect_predictions_score_100_everywhere_and_the_seen_share_matches_a_count():
+    rec, episodes = record(lambda gold: list(gold))
+    scores = cell_scores(rec)
+    assert scores["lenient"] == scores["seen"] == scores["unseen"] == 100.0
+    names = seen_names(SOURCES)
+    gold = [(s.tokens[a:b], canonical_type(t)) for ep in episodes for s in ep.query for a, b, t in spans(s.tags)]
+    assert scores["seen_share"] == pytest.approx(100.0 * sum(g in names for g in gold) / len(gold))
+    types = {canonical_type(t) for ep in episodes for s in ep.query for _, _, t in spans(s.tags)}
+    assert {k.removeprefix("type:") for k in scores if k.startswith("type:")} == types
+    assert all(scores[f"type:{t}"] == 100.0 for t in types)
+
+
+def test_dropping_one_type_zeroes_its_column_only():
+    def no_person(gold: tuple[str, ...]) -> list[str]:
+        return ["O" if t.endswith("-PER") else t for t in gold]
+
+    rec, _ = record(no_person)
+    scores = cell_scores(rec)
+    assert scores["type:PER"] == 0.0
+    assert all(v == 100.0 for k, v in scores.items() if k.startswith("type:") and k != "type:PER")
+    assert 0.0 < scores["seen"] < 100.0 or 0.0 < scores["unseen"] < 100.0
+    table = type_table(scored_cells(pd.DataFrame([rec])))
+    assert table.loc[0, "PER"] == "0.00" and table.loc[0, "LOC"] == "100.00" and table.loc[0, "target"] == "T17"
