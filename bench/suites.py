@@ -121,6 +121,7 @@ SUITES.add(
             ("ITA", "BERT+CRF"),  # does the alignment of the two views add anything
             ("BERT+CRF transfer", "BERT+CRF"),  # the practitioner's protocol against the paper's
             ("ITA transfer", "ITA"),
+            ("ITA transfer", "BERT+CRF transfer"),  # the alignment once both learn from the source
             ("MFNER", "BERT+CRF transfer"),  # the paper's model against plain supervised transfer, same encoder
         ),
     ),
