@@ -9,7 +9,8 @@ export PYTHONUNBUFFERED=1
 B=${BENCH:-bench}
 W=${WORKER:-a}
 EXTRA=("$@")
-run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|warning|skip" || echo "!! failed or nothing new: $*"; }
+# --no-report: a worker leaves the reports to whoever commits (`bench report`), not a minute a call.
+run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet --no-report "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|warning|skip" || echo "!! failed or nothing new: $*"; }
 # MFNER's committed table3 cells predate kept predictions: rerun them and, where every episode's F1 is
 # reproduced exactly, adopt the rerun (the seen/unseen breakdown reads its predictions). `bench check`
 # claims no lock: the workers split it by target; a record that holds predictions already is not rerun.
