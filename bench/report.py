@@ -310,8 +310,13 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"(SNAP needs a user-given folder) or method has no results. Paper columns: SPEC section 6. "
         f"Comparing with the paper: Twitter-2017 is a filtered subset of SNAP, and the paper's T17 cells trained with SNAP "
         f"among the sources, so its T17 figures saw near-copies of the test tweets; its T15 figures are the fairer yardstick.\n\n"
-        f"{body}\n\nTest episodes per target: at most {suite.max_episodes}"
-        + (f", the first {suite.eval_episodes} scored" if suite.eval_episodes else "")
+        f"{body}\n\n"
+        + (
+            "One scoring per target and seed: its whole test split at once (seqeval over every sentence)"
+            if suite.protocol == "fulldata"
+            else f"Test episodes per target: at most {suite.max_episodes}"
+            + (f", the first {suite.eval_episodes} scored" if suite.eval_episodes else "")
+        )
         + f". Built from {n} record(s) under `{results_dir.name}/{suite.name}/` by `bench report --suite {suite.name}`; "
         f"each record holds its command, seed, git commit, environment and episode hash.\n"
         + figure_md

@@ -129,6 +129,10 @@ def test_fulldata_trains_on_train_picks_the_epoch_on_valid_and_scores_test(
     report = record["fit_report"]
     assert len(report["valid_f1_per_epoch"]) == 2 and report["epochs_kept"] in (1, 2)
     assert report["train_sentences"] == 40  # the first 40 of the train split (--quick caps it so)
+    from bench.report import write_report
+
+    text = write_report(full, tmp_path, tmp_path / "reports").read_text()
+    assert "its whole test split at once" in text and "Test episodes per target" not in text
     table = suite_table(full, tmp_path)
     assert table["mini17-test"].iloc[0].endswith("(n=1)")
     monkeypatch.setattr(paper, "FULLDATA_PUBLISHED", {"Big": {"mini17": 90.0}})
