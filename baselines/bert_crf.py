@@ -249,6 +249,31 @@ class BertCRF(ConfiguredMethod):
         self.encoder.eval()
         return losses
 
+    def _source_steps(
+        self,
+        head: TagHead,
+        sentences: list[Sentence],
+        labels: tuple[str, ...],
+        passes: int,
+        generator: torch.Generator,
+        after_each_pass: Callable[[], None] | None = None,
+    ) -> list[float]:
+        """``passes`` passes over ``sentences`` with source training's batch size, rates and trained layers
+        (the ``transfer`` and ``fulldata`` protocols); ``after_each_pass`` as ``_steps``' ``after``."""
+        per_pass = -(-len(sentences) // self.cfg.transfer_batch_size)
+        return self._steps(
+            head,
+            sentences,
+            labels,
+            per_pass * passes,
+            self.cfg.transfer_batch_size,
+            (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
+            generator,
+            self.cfg.transfer_train_layers,
+            every=per_pass,
+            after=after_each_pass,
+        )
+
     def fit(self, sources: list[SourceTask]) -> None:
         if self.cfg.protocol == "fulldata":
             self._fit_fulldata(sources)
@@ -275,17 +300,7 @@ class BertCRF(ConfiguredMethod):
                 "load_s": round(time.perf_counter() - t0, 1),
             }
             return
-        per_epoch = -(-len(sentences) // self.cfg.transfer_batch_size)
-        losses = self._steps(
-            self.source_head,
-            sentences,
-            labels,
-            per_epoch * self.cfg.transfer_epochs,
-            self.cfg.transfer_batch_size,
-            (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
-            generator,
-            self.cfg.transfer_train_layers,
-        )
+        losses = self._source_steps(self.source_head, sentences, labels, self.cfg.transfer_epochs, generator)
         self._report = {
             "transfer_sentences": len(sentences),
             "transfer_steps": len(losses),
@@ -334,7 +349,6 @@ class BertCRF(ConfiguredMethod):
         labels = bio_labels(parts["train"].types)
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "fulldata"))
         head = self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
-        per_epoch = -(-len(train) // self.cfg.transfer_batch_size)
         valid_f1: list[float] = []
         best: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None
 
@@ -345,18 +359,7 @@ class BertCRF(ConfiguredMethod):
                 best = (snapshot(self.encoder), snapshot(head))
             valid_f1.append(f1)
 
-        self._steps(
-            head,
-            train,
-            labels,
-            per_epoch * self.cfg.fulldata_epochs,
-            self.cfg.transfer_batch_size,
-            (self.cfg.transfer_encoder_lr, self.cfg.transfer_head_lr),
-            generator,
-            self.cfg.transfer_train_layers,
-            every=per_epoch,
-            after=check_valid,
-        )
+        self._source_steps(head, train, labels, self.cfg.fulldata_epochs, generator, after_each_pass=check_valid)
         assert best is not None
         restore(self.encoder, best[0])
         restore(head, best[1])
@@ -364,8 +367,8 @@ class BertCRF(ConfiguredMethod):
             "train_sentences": len(train),
             "valid_f1_per_epoch": valid_f1,
             "epochs_kept": 1 + valid_f1.index(max(valid_f1)),
+            "fit_s": round(time.perf_counter() - t0, 1),
         }
-        self._report["fit_s"] = round(time.perf_counter() - t0, 1)
 
     @torch.no_grad()
     def _decode(self, head: TagHead, sentences: list[Any], labels: tuple[str, ...], batch: int = 64) -> list[list[str]]:

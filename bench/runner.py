@@ -120,9 +120,9 @@ def run_cell(
     ``suite.trace_episodes`` test episodes, with the gold tag added by the harness.
     """
     t0 = time.perf_counter()
-    limit = opts.eval_episodes or suite.eval_episodes
-    if suite.protocol == "fulldata":  # one "episode": the whole test split, scored at once (no limit applies)
-        limit = None
+    # fulldata: one "episode", the whole test split scored at once; no episode limit applies
+    limit = None if suite.protocol == "fulldata" else opts.eval_episodes or suite.eval_episodes
+    if suite.protocol == "fulldata":
         test_set = whole_split(target)
         episodes = [Episode(0, (), target.sentences, target.types)]
         train_sets = {}
