@@ -6,7 +6,8 @@ count as one type); a predicted entity is split by the same rule. Per cell, prec
 and F1 of each group are micro counts over all its test episodes (a group may be empty in one
 episode); then mean ± std over seeds. Per entity type (OTHER counted as MISC, so the columns of
 both targets line up): strict micro F1 over a cell's episodes. Records written before predictions
-were kept are left out.
+were kept are left out. A full-data record (one "episode": a target's whole test split, trained on
+its train and valid splits) is rescored the same way, its seen names taken from its own train split.
 """
 
 from __future__ import annotations
@@ -18,10 +19,22 @@ import numpy as np
 import pandas as pd
 
 from fewshot_ner.data import Sentence
-from fewshot_ner.datasets import DATASETS, load_domain
-from fewshot_ner.episodes import Episode, cached_episodes
+from fewshot_ner.datasets import DATASETS, Domain, load_domain, split_part
+from fewshot_ner.episodes import Episode, EpisodeSet, cached_episodes
 from fewshot_ner.labels import canonical_type, spans
 from fewshot_ner.metrics import cell_table, decode_tags, entity_counts, episode_f1, mean_std_text
+
+SPLITS = ("train", "valid", "test")
+
+
+@lru_cache(maxsize=16)
+def domain_named(name: str) -> Domain | None:
+    """A registered dataset, or one standard split of one as the full-data protocol names it
+    (``twitter2017-test``); None for any other name (a probe's split, a user's domain)."""
+    if name in DATASETS:
+        return load_domain(name)
+    base, _, split = name.rpartition("-")
+    return split_part(load_domain(base), split, split) if base in DATASETS and split in SPLITS else None
 
 
 @lru_cache(maxsize=8)
@@ -29,7 +42,10 @@ def seen_names(sources: tuple[str, ...]) -> frozenset[tuple[tuple[str, ...], str
     """(words, type) of every entity of the source domains."""
     out = set()
     for name in sources:
-        for s in load_domain(name).sentences:
+        domain = domain_named(name)
+        if domain is None:
+            raise ValueError(f"{name}: not a registered dataset or a split of one")
+        for s in domain.sentences:
             out |= {(s.tokens[a:b], canonical_type(t)) for a, b, t in spans(s.tags)}
     return frozenset(out)
 
@@ -53,33 +69,59 @@ def _f1(c: np.ndarray) -> float:
 
 @lru_cache(maxsize=64)
 def _episodes(target: str, k: int, seed: int, cap: int, n: int, sha256: str) -> tuple[Episode, ...] | None:
-    """The record's test episodes, or None when they can't be had again (another episode file)."""
-    domain = load_domain(target)
-    test = cached_episodes(domain, k, seed, cap, "test")
+    """The record's test episodes, or None when they can't be had again (another episode file).
+    K = 0: the full-data protocol's one episode, the target's whole split."""
+    domain = domain_named(target)
+    if domain is None:
+        return None
+    test = EpisodeSet.whole(domain) if k == 0 else cached_episodes(domain, k, seed, cap, "test")
     return tuple(test.materialize(domain, n)) if test.sha256 == sha256 else None
 
 
-def cell_scores(record: pd.Series) -> dict[str, float] | None:
-    """Lenient F1 (mean over episodes) and seen/unseen F1 and counts of one record with predictions.
+def predicted_episodes(record: pd.Series) -> list[tuple[Episode, list[list[str]]]] | None:
+    """Each test episode of a record with the tags it predicted for the episode's query sentences.
 
-    None for a record without predictions, or whose domains are not registered datasets (a probe's
-    split of one) or whose episodes can't be had again."""
+    None for a record without predictions, or whose domains are neither registered datasets nor
+    standard splits of one (a probe's split), or whose episodes can't be had again."""
     preds = record.get("predictions")
     if not isinstance(preds, list):
         return None
-    if not {record.target, *record.sources} <= set(DATASETS):
+    if any(domain_named(name) is None for name in (record.target, *record.sources)):
         return None
     cap = record.get("max_episodes")
     cap = 200 if cap is None or (isinstance(cap, float) and np.isnan(cap)) else int(cap)
     episodes = _episodes(record.target, int(record.k), int(record.seed), cap, len(preds), record.episodes_sha256)
     if episodes is None:
         return None
+    return [(ep, [decode_tags(c, ep.labels) for c in codes]) for ep, codes in zip(episodes, preds, strict=True)]
+
+
+def sentence_counts(record: pd.Series) -> np.ndarray | None:
+    """(N, 3): strict [true positives, predicted, gold] entities of every query sentence of a record's
+    test episodes, in order; their column sums give the micro F1 of the whole set (for a full-data
+    record, its F1). None where :func:`predicted_episodes` gives none."""
+    scored = predicted_episodes(record)
+    if scored is None:
+        return None
+    rows = [
+        entity_counts([s.tags], [tags], lambda _i, _span: "all").get("all", [0, 0, 0])
+        for ep, predicted in scored
+        for s, tags in zip(ep.query, predicted, strict=True)
+    ]
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def cell_scores(record: pd.Series) -> dict[str, float] | None:
+    """Lenient F1 (mean over episodes) and seen/unseen F1 and counts of one record with predictions;
+    None where :func:`predicted_episodes` gives none."""
+    scored = predicted_episodes(record)
+    if scored is None:
+        return None
     seen = seen_names(tuple(sorted(record.sources)))
     totals = {"seen": np.zeros(3, dtype=int), "unseen": np.zeros(3, dtype=int)}
     by_type: dict[str, np.ndarray] = {}
     lenient = []
-    for ep, codes in zip(episodes, preds, strict=True):
-        tags = [decode_tags(c, ep.labels) for c in codes]
+    for ep, tags in scored:
         gold = [s.tags for s in ep.query]
         lenient.append(episode_f1(gold, tags, lenient=True))
         for group, c in split_counts(ep.query, tags, seen).items():

@@ -3,7 +3,10 @@
 Ablation gaps in this task (about 1-2 F1 in the paper) are the size of the spread over seeds, so
 a table of means alone can't say whether a part helps. Every variant of a suite is scored on the
 very same episodes per seed (same episode file, same hash), which allows a paired comparison:
-per seed, delta = F1(reference) - F1(variant); over episodes, a paired bootstrap.
+per seed, delta = F1(reference) - F1(variant); over episodes, a paired bootstrap. A suite whose
+cells are one "episode" each (the full-data protocol: a whole test split scored at once) has nothing
+to resample over episodes: there the bootstrap resamples the split's sentences, recomputing each
+row's F1 from its kept predictions.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench import paper
+from bench.breakdown import sentence_counts
 from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, image_text_name, short_name
 
 N_BOOT = 4000
@@ -37,6 +41,66 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def micro_f1(counts: np.ndarray) -> np.ndarray:
+    """F1 (0-100) of (..., 3) [true positives, predicted, gold] counts; 0 where nothing was predicted or gold."""
+    tp, found = counts[..., 0], counts[..., 1] + counts[..., 2]
+    return np.where(found > 0, 200.0 * tp / np.maximum(found, 1), 0.0)
+
+
+def sentence_bootstrap_ci(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+    level: float = 0.95,
+    chunk: int = 500,
+) -> tuple[float, float]:
+    """Percentile interval of the mean over seeds of F1(a) - F1(b), sentences resampled within each seed.
+
+    ``pairs``: per seed, the (N, 3) [true positives, predicted, gold] counts of every test sentence for
+    row a and row b (same sentences, same order). A replicate draws N sentences with replacement (the
+    same draw for both rows) and recomputes each row's micro F1 from the summed counts of the draw.
+    """
+    rng = np.random.default_rng(seed)
+    means = np.zeros(n_boot)  # (n_boot,)
+    for a, b in pairs:
+        n = len(a)
+        if len(b) != n:
+            raise ValueError(f"paired rows scored {n} and {len(b)} sentences")
+        for start in range(0, n_boot, chunk):
+            size = min(chunk, n_boot - start)
+            draws = rng.multinomial(n, np.full(n, 1.0 / n), size=size)  # (size, N): times each sentence is drawn
+            means[start : start + size] += micro_f1(draws @ a) - micro_f1(draws @ b)
+    means /= len(pairs)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def _one_episode_each(pairs: pd.DataFrame) -> bool:
+    """Whether every merged record is one episode (a whole test split: nothing to resample but sentences)."""
+    return "n_episodes" in pairs and bool((pairs.n_episodes == 1).all() and (pairs.n_episodes_2 == 1).all())
+
+
+def _interval(
+    pairs: pd.DataFrame, first: pd.DataFrame, second: pd.DataFrame, by_sentence: bool, n_boot: int
+) -> tuple[float, float] | None:
+    """The paired bootstrap interval of records merged by seed (``at`` and ``at_2``: their index in
+    ``first`` and ``second``): over episodes, or over sentences (None when the records' sentences
+    can't be rescored from their predictions)."""
+    if not by_sentence:
+        deltas = [
+            np.asarray(a, dtype=float) - np.asarray(b, dtype=float)  # (E_s,)
+            for a, b in zip(pairs.f1_per_episode, pairs.f1_per_episode_2, strict=True)
+        ]
+        return bootstrap_ci(deltas, n_boot=n_boot)
+    counts = [
+        (sentence_counts(first.loc[a]), sentence_counts(second.loc[b]))
+        for a, b in zip(pairs["at"], pairs["at_2"], strict=True)
+    ]
+    if any(a is None or b is None for a, b in counts):
+        return None
+    return sentence_bootstrap_ci(counts, n_boot=n_boot)
+
+
 def signed(x: float) -> str:
     """``x`` to two decimals with its sign; a value that rounds to zero is "0.00" (never "-0.00")."""
     text = f"{x:+.2f}"
@@ -47,10 +111,10 @@ def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[di
     """First's lead over second, paired by seed: ``first`` and ``second`` are one (row, K, target) each.
 
     Returns the summary over the seeds both ran on the same episode file (seed count, per-seed mean
-    and std, seeds where first is ahead, bootstrap interval over episodes), or None when no seed
+    and std, seeds where first is ahead, bootstrap interval and what it resampled), or None when no seed
     pairs, and notes naming the seeds left out because their episode files differ.
     """
-    pairs = first.merge(second, on="seed", suffixes=("", "_2"))
+    pairs = first.assign(at=first.index).merge(second.assign(at=second.index), on="seed", suffixes=("", "_2"))
     same = pairs.episodes_sha256 == pairs.episodes_sha256_2
     notes = [
         f"{p.label} and {p.label_2}, {short_name(p.target)} K={p.k} seed {p.seed}: different episodes, not paired"
@@ -60,17 +124,15 @@ def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[di
     if pairs.empty:
         return None, notes
     per_seed = (pairs.f1 - pairs.f1_2).to_numpy()  # (S,)
-    deltas = [
-        np.asarray(a, dtype=float) - np.asarray(b, dtype=float)  # (E_s,)
-        for a, b in zip(pairs.f1_per_episode, pairs.f1_per_episode_2, strict=True)
-    ]
-    lo, hi = bootstrap_ci(deltas, n_boot=n_boot)
+    by_sentence = _one_episode_each(pairs)
+    interval = _interval(pairs, first, second, by_sentence, n_boot)
     std = f" ± {per_seed.std(ddof=1):.2f}" if len(per_seed) > 1 else ""
     summary = {
         "seeds": len(per_seed),
         "mean": f"{signed(per_seed.mean())}{std}",
         "ahead": f"{int((per_seed > 0).sum())}/{len(per_seed)}",
-        "ci": f"[{signed(lo)}, {signed(hi)}]",
+        "ci": "-" if interval is None else f"[{signed(interval[0])}, {signed(interval[1])}]",
+        "unit": "sentences" if by_sentence else "episodes",
     }
     return summary, notes
 
@@ -128,7 +190,7 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
                 "seeds": summary["seeds"],
                 f"{reference} − variant": summary["mean"],
                 f"{reference} ahead": summary["ahead"],
-                "95% CI (episodes)": summary["ci"],
+                f"95% CI ({summary['unit']})": summary["ci"],
                 "paper": signed(ours[0] - theirs[0]) if ours and theirs else "-",
             }
         )
@@ -178,7 +240,7 @@ def axis_table(rows: pd.DataFrame, axis: str, n_boot: int = N_BOOT) -> tuple[pd.
                 "seeds": summary["seeds"],
                 f"{name} − default": summary["mean"],
                 f"{name} ahead": summary["ahead"],
-                "95% CI (episodes)": summary["ci"],
+                f"95% CI ({summary['unit']})": summary["ci"],
             }
         )
     table = pd.DataFrame(out)
@@ -215,7 +277,7 @@ def declared_table(
                     "seeds": summary["seeds"],
                     "A − B": summary["mean"],
                     "A ahead": summary["ahead"],
-                    "95% CI (episodes)": summary["ci"],
+                    f"95% CI ({summary['unit']})": summary["ci"],
                     "paper": signed(pa[0] - pb[0]) if pa and pb else "-",
                 }
             )

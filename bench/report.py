@@ -125,6 +125,16 @@ def _cost_section(rows: pd.DataFrame) -> str:
     )
 
 
+RESAMPLED = {  # what a protocol's paired bootstrap resamples (a full-data cell is one episode)
+    "leave-one-out": "episodes",
+    "fulldata": "the test split's sentences (each row's F1 recomputed from its kept predictions)",
+}
+SEEN_IN = {  # where a protocol's "seen" entity names come from: what its rows trained on
+    "leave-one-out": "the source domains' data",
+    "fulldata": "the target's own train and valid splits (what a full-data row trained on)",
+}
+
+
 def _differences(table: pd.DataFrame, notes: list[str]) -> str:
     """A table of paired differences and its notes; the signed differences stay text (parsed as
     numbers they would lose their "+")."""
@@ -185,8 +195,8 @@ def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
         "\n## Declared pairs\n\n"
         "Per seed, row A's F1 minus row B's on the same test episodes (the suite declares each pair: one method "
         "differing in one axis, or two methods a reader compares); mean ± std over the seeds both ran, the seeds where A is ahead, a 95% interval from a "
-        "paired bootstrap over episodes, and the paper's difference of means where it has both rows.\n\n"
-        + _differences(table, notes)
+        f"paired bootstrap over {RESAMPLED.get(suite.protocol, RESAMPLED['leave-one-out'])}, and the paper's "
+        "difference of means where it has both rows.\n\n" + _differences(table, notes)
     )
 
 
@@ -232,7 +242,7 @@ def _published_section(suite: Suite, rows: pd.DataFrame) -> str:
     )
 
 
-def _breakdown_section(rows: pd.DataFrame) -> str:
+def _breakdown_section(suite: Suite, rows: pd.DataFrame) -> str:
     scored = scored_cells(rows)
     table = breakdown_table(scored)
     if table.empty:
@@ -244,7 +254,8 @@ def _breakdown_section(rows: pd.DataFrame) -> str:
         "Strict: seqeval strict IOB2, what every table here uses; lenient: seqeval's conlleval mode, where an "
         "orphan I-X opens an entity (what a token-wise decoder means by it); the gap is what strictness costs "
         "a row. Seen: query entities (and predictions) whose exact words occur as an entity of the same type in "
-        "the source domains' data (OTHER = MISC); micro F1 over a cell's episodes, mean ± std over seeds; "
+        f"{SEEN_IN.get(suite.protocol, SEEN_IN['leave-one-out'])} (OTHER = MISC); micro F1 over a cell's episodes, "
+        "mean ± std over seeds; "
         "'% gold seen': the share of gold query entities that are seen.\n\n"
         + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
         + "\n\n## Entity types\n\n"
@@ -324,7 +335,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         + paired
         + _axis_section(rows, "encoder")
         + _axis_section(rows, "image_text")
-        + _breakdown_section(rows)
+        + _breakdown_section(suite, rows)
         + _cost_section(rows)
         + _method_sections(suite, rows, results_dir, reports_dir),
     )

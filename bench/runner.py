@@ -42,7 +42,7 @@ from fewshot_ner.datasets import (
     split_part,
 )
 from fewshot_ner.encoder import check_encoder
-from fewshot_ner.episodes import Episode, EpisodeError, EpisodeSet, cached_episodes
+from fewshot_ner.episodes import EpisodeError, EpisodeSet, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
 
@@ -123,8 +123,8 @@ def run_cell(
     # fulldata: one "episode", the whole test split scored at once; no episode limit applies
     limit = None if suite.protocol == "fulldata" else opts.eval_episodes or suite.eval_episodes
     if suite.protocol == "fulldata":
-        test_set = whole_split(target)
-        episodes = [Episode(0, (), target.sentences, target.types)]
+        test_set = EpisodeSet.whole(target)
+        episodes = test_set.materialize(target)
         train_sets = {}
     else:
         test_set = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
@@ -217,12 +217,6 @@ def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple
     if not sources:
         raise ValueError(f"leave-one-out needs a source domain besides {target}")
     return by_name[target], sources
-
-
-def whole_split(domain: Domain) -> EpisodeSet:
-    """The full-data protocol's test set as an episode set of one (for its hash in the record)."""
-    keys = tuple(s.key for s in domain.sentences)
-    return EpisodeSet(domain.name, domain.episode_hash, 0, 0, domain.types, (((), keys),), "fulldata")
 
 
 def _no_match(option: str, given: object, choices: object) -> ValueError:

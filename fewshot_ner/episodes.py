@@ -193,6 +193,13 @@ class EpisodeSet:
         eps = tuple((tuple(e["support"]), tuple(e["query"])) for e in d["episodes"])
         return cls(d["domain"], d["data_hash"], int(d["k"]), int(d["seed"]), tuple(d["types"]), eps, d["purpose"])
 
+    @classmethod
+    def whole(cls, domain: Domain) -> EpisodeSet:
+        """Every sentence of ``domain`` as the query of one episode with no support: the full-data
+        protocol's test set (a domain that is one standard split, scored at once)."""
+        keys = tuple(s.key for s in domain.sentences)
+        return cls(domain.name, domain.episode_hash, 0, 0, domain.types, (((), keys),), "fulldata")
+
     def materialize(self, domain: Domain, limit: int | None = None) -> list[Episode]:
         """Resolve keys to sentences of ``domain`` (checks it is the same data)."""
         if domain.episode_hash != self.data_hash:

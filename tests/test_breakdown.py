@@ -7,12 +7,12 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from bench.breakdown import cell_scores, scored_cells, seen_names, split_counts, type_table
+from bench.breakdown import cell_scores, scored_cells, seen_names, sentence_counts, split_counts, type_table
 from fewshot_ner.data import Sentence
-from fewshot_ner.datasets import load_domain
-from fewshot_ner.episodes import Episode, cached_episodes
+from fewshot_ner.datasets import load_domain, split_part
+from fewshot_ner.episodes import Episode, EpisodeSet, cached_episodes
 from fewshot_ner.labels import canonical_type, spans
-from fewshot_ner.metrics import encode_tags
+from fewshot_ner.metrics import encode_tags, episode_f1
 
 
 def test_split_counts_by_hand():
@@ -65,3 +65,28 @@ def test_dropping_one_type_zeroes_its_column_only():
     assert 0.0 < scores["seen"] < 100.0 or 0.0 < scores["unseen"] < 100.0
     table = type_table(scored_cells(pd.DataFrame([rec])))
     assert table.loc[0, "PER"] == "0.00" and table.loc[0, "LOC"] == "100.00" and table.loc[0, "target"] == "T17"
+
+
+def test_a_full_data_record_is_rescored_on_its_whole_test_split():
+    """K = 0 (the full-data protocol): one episode, the target's test split; seen names come from
+    the target's own train and valid splits; the sentence counts sum to the record's seqeval F1."""
+    domain = split_part(load_domain(TARGET), "test", "test")
+    test = EpisodeSet.whole(domain)
+    (episode,) = test.materialize(domain)
+    gold = [s.tags for s in episode.query]
+    tags = [["O" if t.endswith("-ORG") else t for t in g] for g in gold]
+    sources = [f"{TARGET}-train", f"{TARGET}-valid"]
+    fields = dict(target=domain.name, sources=sources, k=0, seed=0, max_episodes=200, f1=0.0, label="x")
+    rec = pd.Series(
+        fields | {"predictions": [[encode_tags(t, episode.labels) for t in tags]], "episodes_sha256": test.sha256}
+    )
+    counts = sentence_counts(rec)  # (N, 3)
+    assert counts.shape == (len(gold), 3)
+    tp, pred, n_gold = counts.sum(axis=0)
+    assert 200.0 * tp / (pred + n_gold) == pytest.approx(episode_f1(gold, tags))
+    scores = cell_scores(rec)
+    assert scores["type:ORG"] == 0.0 and scores["type:PER"] == 100.0
+    names = seen_names(tuple(sorted(sources)))
+    spans_gold = [(s.tokens[a:b], canonical_type(t)) for s in episode.query for a, b, t in spans(s.tags)]
+    assert scores["seen_share"] == pytest.approx(100.0 * sum(g in names for g in spans_gold) / len(spans_gold))
+    assert sentence_counts(pd.Series(fields | {"predictions": rec.predictions, "episodes_sha256": "another"})) is None

@@ -3,7 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from bench.paired import axis_table, bootstrap_ci, paired_table, signed
+from bench.paired import axis_table, bootstrap_ci, declared_table, micro_f1, paired_table, sentence_bootstrap_ci, signed
+from fewshot_ner.datasets import load_domain, split_part
+from fewshot_ner.episodes import EpisodeSet
+from fewshot_ner.metrics import encode_tags, episode_f1
 
 
 def _rec(label: str, seed: int, per_episode: list[float], sha: str = "e", target: str = "twitter2017") -> dict:
@@ -126,3 +129,61 @@ def test_signed_keeps_the_sign_and_never_writes_minus_zero():
         "0.00",
         "-0.01",
     ]
+
+
+def test_sentence_bootstrap_known_answers():
+    right = np.tile([1, 1, 1], (30, 1))  # (N, 3): every sentence's one entity found
+    wrong = np.tile([0, 1, 1], (30, 1))  # one predicted, one gold, no match
+    assert sentence_bootstrap_ci([(right, wrong)], n_boot=200) == (100.0, 100.0)
+    assert sentence_bootstrap_ci([(right, right), (wrong, wrong)], n_boot=200) == (0.0, 0.0)
+    assert micro_f1(np.array([[2, 3, 5], [0, 0, 0]])).tolist() == [50.0, 0.0]
+
+
+def test_sentence_bootstrap_matches_a_brute_force_resampling():
+    """The multinomial-weights form against explicit index resampling with its own generator:
+    two Monte-Carlo estimates of one interval, so they agree to within their noise."""
+    rng = np.random.default_rng(5)
+    gold = rng.integers(0, 3, size=300)  # (N,)
+    a = np.stack([rng.binomial(gold, 0.8), gold + rng.integers(0, 2, size=300), gold], axis=1)  # (N, 3)
+    b = np.stack([rng.binomial(gold, 0.6), gold, gold], axis=1)
+    lo, hi = sentence_bootstrap_ci([(a, b)], n_boot=4000, seed=1)
+    idx = np.random.default_rng(2).integers(0, 300, size=(4000, 300))  # (n_boot, N)
+    brute = micro_f1(a[idx].sum(axis=1)) - micro_f1(b[idx].sum(axis=1))  # (n_boot,)
+    blo, bhi = np.quantile(brute, [0.025, 0.975])
+    assert abs(lo - blo) < 0.15 * (bhi - blo) and abs(hi - bhi) < 0.15 * (bhi - blo)
+    assert lo < micro_f1(a.sum(0)) - micro_f1(b.sum(0)) < hi
+
+
+def test_full_data_pairs_resample_the_test_sentences():
+    """Full-data records are one episode each: the interval comes from their kept predictions,
+    sentence by sentence, not from one episode (which would give a zero-width interval)."""
+    domain = split_part(load_domain("twitter2017"), "test", "test")
+    test = EpisodeSet.whole(domain)
+    (episode,) = test.materialize(domain)
+    gold = [s.tags for s in episode.query]
+
+    def rec(label: str, seed: int, drop: str) -> dict:
+        tags = [["O" if t.endswith(drop) else t for t in g] for g in gold]
+        f1 = episode_f1(gold, tags)
+        return {
+            "label": label,
+            "method": "bert-crf",
+            "target": domain.name,
+            "sources": ["twitter2017-train", "twitter2017-valid"],
+            "k": 0,
+            "seed": seed,
+            "max_episodes": 200,
+            "n_episodes": 1,
+            "f1": f1,
+            "f1_per_episode": [f1],
+            "episodes_sha256": test.sha256,
+            "predictions": [[encode_tags(t, episode.labels) for t in tags]],
+        }
+
+    rows = [rec("A", s, "-MISC") for s in (0, 1)] + [rec("B", s, "-LOC") for s in (0, 1)]
+    table, notes = declared_table(pd.DataFrame(rows), (("A", "B"),), n_boot=300)
+    (row,) = table.to_dict("records")
+    gap = rows[0]["f1"] - rows[2]["f1"]
+    assert row["A − B"] == f"{signed(gap)} ± 0.00" and notes == []
+    lo, hi = (float(x) for x in row["95% CI (sentences)"].strip("[]").split(", "))
+    assert lo < gap < hi and hi - lo > 0.5
