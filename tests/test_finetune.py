@@ -207,3 +207,20 @@ def test_checks_between_passes_leave_training_as_one_uninterrupted_run(tiny_mode
     (plain, none), (checked, n_checks) = train(0), train(3)
     assert none == 0 and n_checks == 2
     assert all(torch.equal(plain[k], checked[k]) for k in plain)
+
+
+def test_the_published_comparison_takes_the_best_row_among_those_with_the_most_seeds(monkeypatch):
+    """A row run on one seed so far (85) does not stand for the ceiling beside rows of three (80, 78)."""
+    import pandas as pd
+
+    from bench import paper
+    from bench.report import published_table
+    from bench.suites import SUITES
+
+    def rows_of(label: str, f1s: list[float]) -> list[dict]:
+        return [dict(label=label, k=0, target="twitter2017-test", seed=s, f1=f) for s, f in enumerate(f1s)]
+
+    rows = pd.DataFrame(rows_of("A", [80.0, 79.0, 81.0]) + rows_of("B", [78.0] * 3) + rows_of("C", [85.0]))
+    monkeypatch.setattr(paper, "FULLDATA_PUBLISHED", {"Big": {"twitter2017": 90.0}})
+    beside = published_table(SUITES.get("fulldata"), rows)
+    assert beside.set_index("row").loc["Big (published)", "T17"] == "90.00 (ours best -10.00)"
