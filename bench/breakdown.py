@@ -62,9 +62,10 @@ def split_counts(query: Iterable[Sentence], predicted: Iterable[list[str]], seen
     return {g: np.array(found.get(g, [0, 0, 0])) for g in ("seen", "unseen")}
 
 
-def _f1(c: np.ndarray) -> float:
-    tp, pred, gold = c
-    return 0.0 if tp == 0 else 100.0 * 2 * tp / (pred + gold)
+def micro_f1(counts: np.ndarray) -> np.ndarray:
+    """F1 (0-100) of (..., 3) [true positives, predicted, gold] counts; 0 where nothing was predicted or gold."""
+    tp, found = counts[..., 0], counts[..., 1] + counts[..., 2]
+    return np.where(found > 0, 200.0 * tp / np.maximum(found, 1), 0.0)
 
 
 @lru_cache(maxsize=64)
@@ -131,10 +132,10 @@ def cell_scores(record: pd.Series) -> dict[str, float] | None:
     gold_all = totals["seen"][2] + totals["unseen"][2]
     return {
         "lenient": float(np.mean(lenient)),
-        "seen": _f1(totals["seen"]),
-        "unseen": _f1(totals["unseen"]),
+        "seen": float(micro_f1(totals["seen"])),
+        "unseen": float(micro_f1(totals["unseen"])),
         "seen_share": 100.0 * totals["seen"][2] / gold_all if gold_all else float("nan"),
-    } | {f"type:{t}": _f1(c) for t, c in by_type.items() if c[2]}  # a type with gold entities in the cell
+    } | {f"type:{t}": float(micro_f1(c)) for t, c in by_type.items() if c[2]}  # a type with gold entities in the cell
 
 
 def scored_cells(rows: pd.DataFrame) -> pd.DataFrame:

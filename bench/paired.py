@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench import paper
-from bench.breakdown import sentence_counts
+from bench.breakdown import micro_f1, sentence_counts
 from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, image_text_name, short_name
 
 N_BOOT = 4000
@@ -39,12 +39,6 @@ def bootstrap_ci(
     means /= len(deltas)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
-
-
-def micro_f1(counts: np.ndarray) -> np.ndarray:
-    """F1 (0-100) of (..., 3) [true positives, predicted, gold] counts; 0 where nothing was predicted or gold."""
-    tp, found = counts[..., 0], counts[..., 1] + counts[..., 2]
-    return np.where(found > 0, 200.0 * tp / np.maximum(found, 1), 0.0)
 
 
 def sentence_bootstrap_ci(

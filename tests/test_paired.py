@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from bench.paired import axis_table, bootstrap_ci, declared_table, micro_f1, paired_table, sentence_bootstrap_ci, signed
+from bench.breakdown import micro_f1
+from bench.paired import axis_table, bootstrap_ci, declared_table, paired_table, sentence_bootstrap_ci, signed
 from fewshot_ner.datasets import load_domain, split_part
 from fewshot_ner.episodes import EpisodeSet
 from fewshot_ner.metrics import encode_tags, episode_f1
