@@ -35,11 +35,12 @@ done
 run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 5 --seeds 0 1 2
 run --suite fulldata                                            # the full-data ceiling, 3 seeds
 if [ "$W" = a ]; then check --target twitter2017 --seeds 0 1 2; else check --target twitter2015 --seeds 1 2; fi
-seed() {  # every metric/span baseline cell of one seed: a grid cut short leaves whole seeds to pair
+seed() {  # every 1-shot metric/span baseline cell of one seed: a grid cut short leaves whole seeds to pair
   run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 1 --seeds "$1"
   run --suite table6 --seeds "$1"
-  run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 5 --seeds "$1"
 }
 for s in 0 1 2 3 4; do seed $s; done
+# 5 shots after every 1-shot seed: Table 6 and the paper's 1-shot rows pair whole first.
+for s in 0 1 2 3 4; do run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 5 --seeds $s; done
 run --suite ablations --method "MFNER top 4 layers" --k 1 --target twitter2017
 echo "== $(date -u +%FT%TZ) done"
