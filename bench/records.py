@@ -278,7 +278,8 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "max_episodes",
                 )
             }
-            | {"threads": rec.get("env", {}).get("torch_threads"), "path": str(path)}
+            | {"threads": rec.get("env", {}).get("torch_threads"), "platform": rec.get("env", {}).get("platform")}
+            | {"path": str(path)}
             | {"fit_cached": bool((rec.get("fit_report") or {}).get("loaded_from_cache"))}
             | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )

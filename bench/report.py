@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -83,9 +84,22 @@ def _median_s(values: pd.Series | None) -> str:
     return "-" if values is None or values.empty else str(round(float(values.median())))
 
 
+def _machine_names(platforms: pd.Series) -> str:
+    """Short names of the machines cells ran on, from their platform strings: the kernel release
+    (``6.18.44-fc-v595`` of ``Linux-6.18.44-fc-v595-x86_64-with-glibc2.36``), which differs between the hosts
+    this project runs on; the whole string where it has no such part."""
+
+    def name(platform: str) -> str:
+        found = re.match(r"^[^-]+-(.+?)-(?:x86_64|aarch64|arm64|AMD64|i\d86)(?:-|$)", platform)
+        return found.group(1) if found else platform
+
+    return ",".join(sorted({name(str(p)) for p in platforms.dropna()})) or "-"
+
+
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (K, label, target): cells, median and max wall time, peak memory, torch threads used; where some cell
-    loaded its source training from the transfer cache, how many did (their fit time leaves that training out)."""
+    """Per (K, label, target): cells, median and max wall time, peak memory, torch threads used, the machines the
+    cells ran on (distinct platform strings: wall times compare within one); where some cell loaded its source
+    training from the transfer cache, how many did (their fit time leaves that training out)."""
     if rows.empty:
         return pd.DataFrame()
     cached = "fit_cached" in rows and bool(rows.fit_cached.fillna(False).any())
@@ -100,6 +114,8 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
             "peak RSS GB (max)": round(float(grp.peak_rss_mb.max()) / 1024, 2),
             "threads": ",".join(map(str, threads)) or "-",
         }
+        if "platform" in grp:
+            out["machines"] = _machine_names(grp.platform)
         if cached:
             out["fit loaded from cache"] = int(grp.fit_cached.fillna(False).sum())
         return out
@@ -119,7 +135,9 @@ def _cost_section(rows: pd.DataFrame) -> str:
     )
     return (
         "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the process's "
-        f"peak resident memory, as the records give them; 'threads': torch's thread counts{cached}.\n\n"
+        f"peak resident memory, as the records give them; 'threads': torch's thread counts; 'machines': the hosts "
+        "the cells ran on (each record's platform string, its kernel build): compare wall times within one machine, "
+        f"since hosts differ in speed and in the load beside a cell{cached}.\n\n"
         + tabulate(table, headers="keys", tablefmt="github", showindex=False)
         + "\n"
     )

@@ -232,6 +232,17 @@ def test_cost_table_counts_cells_and_threads():
     cached = rows.assign(fit_cached=[False, True, True])
     (row,) = cost_table(cached).to_dict("records")
     assert row["fit loaded from cache"] == 2
+    hosts = rows.assign(
+        platform=[
+            "Linux-6.18.44-fc-v769-x86_64-with-glibc2.36",
+            "Linux-6.18.44-fc-v595-x86_64-with-glibc2.36",
+            "Linux-6.18.44-fc-v595-x86_64-with-glibc2.36",
+        ]
+    )
+    (row,) = cost_table(hosts).to_dict("records")
+    assert row["machines"] == "6.18.44-fc-v595,6.18.44-fc-v769"  # two hosts, named by kernel release
+    (row,) = cost_table(hosts.assign(platform=["Darwin-arm", None, None])).to_dict("records")
+    assert row["machines"] == "Darwin-arm"  # no release part: the whole string; a record without one is left out
 
 
 def test_runs_into_another_folder_leave_the_committed_reports_alone(suite, tiny_model_dir, tmp_path, capsys):
