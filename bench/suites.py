@@ -199,6 +199,9 @@ SUITES.add(
             MethodSpec("SpanNER type_mix=0.5", "spanner", {"type_mix": 0.5}),
             MethodSpec("SpanNER type_mix=1", "spanner", {"type_mix": 1.0}),
             MethodSpec("SpanNER type_mix=0", "spanner", {"type_mix": 0.0}),
+            # the detection threshold: 0.5 (even odds) was set without a probe; these two ask whether it matters
+            MethodSpec("SpanNER threshold=0.3", "spanner", {"threshold": 0.3}),
+            MethodSpec("SpanNER threshold=0.7", "spanner", {"threshold": 0.7}),
         ),
         domains=("twitter2015",),
         shots=(1,),
@@ -214,6 +217,8 @@ SUITES.add(
             ("WPZ, io", "WPZ"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=1"),
             ("SpanNER type_mix=0.5", "SpanNER type_mix=0"),
+            ("SpanNER type_mix=0.5", "SpanNER threshold=0.3"),
+            ("SpanNER type_mix=0.5", "SpanNER threshold=0.7"),
         ),
     ),
 )
