@@ -57,7 +57,7 @@ class ProtoNet(TokenClassifier):
         if extra["similarity"] not in ("euclidean", "dot", "cosine"):
             raise ValueError(f"ProtoNet similarity must be euclidean, dot or cosine, got {extra['similarity']!r}")
 
-    def build_head(self, similarity: str = "cosine") -> nn.Module:
+    def build_head(self, *, similarity: str) -> nn.Module:
         self.check_extra({"similarity": similarity})
         return LogScale(10.0 if similarity == "cosine" else 1.0)  # cosine lies in [-1, 1]: start as WPZ's 1/tau
 

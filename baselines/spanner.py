@@ -19,7 +19,8 @@ the descriptions alone and 48.04 with the support alone, at threshold 0.5); ``th
 (0.7: 46.88, 0.5: 51.77, 0.3: 54.22, 0.2: 54.44; 0.3 against 0.5 +2.46 [+0.39, +4.54], 0.2 against
 0.3 +0.22 [-1.03, +1.63], so the plateau's upper end). The threshold acts at decoding only: the
 trained model is the same at every threshold. The first cells ran at 0.5, set before the probe;
-they are set aside (in git history) and rerun. Trained by the shared episodic trainer like ProtoNet and WPZ.
+they are set aside (in git history) and rerun.
+Trained by the shared episodic trainer like ProtoNet and WPZ.
 Deterministic at test time: no draws.
 """
 
@@ -106,7 +107,7 @@ class SpanNER(MetaTrained):
         if int(extra["max_span"]) < 1:
             raise ValueError("SpanNER max_span must be at least 1")
 
-    def build_head(self, max_span: int = 10, type_mix: float = 0.5, threshold: float = 0.3) -> nn.Module:
+    def build_head(self, *, max_span: int, type_mix: float, threshold: float) -> nn.Module:
         self.check_extra({"max_span": max_span, "type_mix": type_mix, "threshold": threshold})
         return SpanHead(self.encoder.hidden_size)
 

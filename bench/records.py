@@ -251,6 +251,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
         rec = read_record(path, on_corrupt=lambda line: print(f"warning: {line}", file=sys.stderr))
         if rec is None:
             continue
+        env = rec.get("env", {})
         rows.append(
             {
                 key: rec.get(key)
@@ -278,8 +279,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "max_episodes",
                 )
             }
-            | {"threads": rec.get("env", {}).get("torch_threads"), "platform": rec.get("env", {}).get("platform")}
-            | {"path": str(path)}
+            | {"threads": env.get("torch_threads"), "platform": env.get("platform"), "path": str(path)}
             | {"fit_cached": bool((rec.get("fit_report") or {}).get("loaded_from_cache"))}
             | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )

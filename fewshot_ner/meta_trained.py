@@ -103,7 +103,8 @@ class MetaTrained(ConfiguredMethod):
 
     @abstractmethod
     def build_head(self, **extra: Any) -> nn.Module:
-        """The method's own parameters (a scale, a temperature, span scorers), trained at ``head_lr``."""
+        """The method's own parameters (a scale, a temperature, span scorers), trained at ``head_lr``; called
+        with every option of ``extra_options``, given or defaulted there (the one place a default lives)."""
 
     @abstractmethod
     def loss(self, episode: Episode) -> Tensor:

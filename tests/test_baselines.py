@@ -110,10 +110,10 @@ def test_method_fits_its_own_support_after_meta_training(tiny_model_dir, name, o
 
 
 @pytest.mark.parametrize(
-    ("name", "steps", "options"),
-    [("protonet", 60, {}), ("wpz", 60, {}), ("spanner", 300, {})],
+    ("name", "steps"),
+    [("protonet", 60), ("wpz", 60), ("spanner", 300)],
 )
-def test_meta_trained_baseline_fits_the_episodes_it_trained_on(tiny_model_dir, name, steps, options):
+def test_meta_trained_baseline_fits_the_episodes_it_trained_on(tiny_model_dir, name, steps):
     """Every meta-trained baseline's losses can fit a tiny source: after meta-training it tags the queries of
     its first five training episodes (their supports given) with F1 1.0. SpanNER learns span boundaries from
     context, which the 2-layer random encoder gives slowly: 300 steps (at 60 its first episode scores 40).
@@ -123,7 +123,7 @@ def test_meta_trained_baseline_fits_the_episodes_it_trained_on(tiny_model_dir, n
     from tests.test_conformance import tiny_domain
 
     source = tiny_domain("fit-src", 40, 1)
-    method, episodes = _meta_trained(name, tiny_model_dir, source, steps, **options)
+    method, episodes = _meta_trained(name, tiny_model_dir, source, steps)
     method.prepare(source)
     for ep in episodes[:5]:
         seen = TestEpisode(ep.index, ep.support, tuple(s.untagged() for s in ep.query), ep.types)
