@@ -132,44 +132,63 @@ def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[di
 
 
 DEFAULT_ENCODER = "minilm"
+DEFAULT_PRECISION = "fp32"
+
+#: The run axes a record carries besides its suite row, each with its default value, and its name in tables.
+AXES = {"encoder": DEFAULT_ENCODER, "image_text": DEFAULT_IMAGE_TEXT, "precision": DEFAULT_PRECISION}
+AXIS_COLUMN = {"encoder": "encoder", "image_text": "source", "precision": "precision"}
 
 
-def _axes(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Each record's suite row, encoder and image-text source, from the record's own fields.
+def _axes(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each record's suite row and run axes (encoder, image-text source, precision), from its own fields.
 
     Records written before ``row`` was a field give it by their label, which the runner wrote as
-    ``<row>@<encoder folder>`` for a non-default encoder; records before ``image_text`` was a field
-    read the default captions.
+    ``<row>@<encoder folder>`` for a non-default encoder; records before ``image_text`` or
+    ``precision`` were fields read the defaults (BLIP-2 captions, fp32).
     """
     empty = pd.Series([None] * len(rows), index=rows.index)
-    row = rows["row"] if "row" in rows else empty
-    row = row.where(row.notna(), rows.label.str.partition("@")[0])
-    encoder = rows["encoder"] if "encoder" in rows else empty
+
+    def column(name: str) -> pd.Series:
+        return rows[name] if name in rows else empty
+
+    row = column("row")
+    encoder = column("encoder")
     from_label = rows.label.str.partition("@")[2].replace("", DEFAULT_ENCODER)
-    image_text = rows["image_text"] if "image_text" in rows else empty
-    return row, encoder.where(encoder.notna(), from_label), image_text.where(image_text.notna(), DEFAULT_IMAGE_TEXT)
+    return {
+        "row": row.where(row.notna(), rows.label.str.partition("@")[0]),
+        "encoder": encoder.where(encoder.notna(), from_label),
+        "image_text": column("image_text").where(column("image_text").notna(), DEFAULT_IMAGE_TEXT),
+        "precision": column("precision").where(column("precision").notna(), DEFAULT_PRECISION),
+    }
 
 
 def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
     """One row per (K, variant, target): the reference's lead over the variant, paired by seed.
 
     ``rows`` are records as :func:`bench.records.load_records` gives them (with ``f1_per_episode``
-    and ``episodes_sha256``). Seeds whose two records were scored on different episode files are
-    left out and named in the returned notes.
+    and ``episodes_sha256``). A variant is compared with the reference run on its encoder and
+    image-text source, at its precision where the reference ran at it, else at fp32 (a note says so).
+    Seeds whose two records were scored on different episode files are left out and named in the notes.
     """
     notes: list[str] = []
     out = []
     if rows.empty:
         return pd.DataFrame(), notes
-    # Rows of another encoder are compared with the reference run on that encoder.
-    row, encoder, image_text = _axes(rows)
+    axes = _axes(rows)
+    row, encoder, image_text, precision = axes["row"], axes["encoder"], axes["image_text"], axes["precision"]
     is_ref = row == reference
     methods = set(rows.method[is_ref])
     variants = rows[~is_ref & rows.method.isin(methods) & encoder.isin(set(encoder[is_ref]))]
     for (label, k, target), grp in variants.groupby(["label", "k", "target"], sort=True):
         first = grp.index[0]
-        same_run = (encoder == encoder[first]) & (image_text == image_text[first])
-        ref = rows[is_ref & same_run & (rows.k == k) & (rows.target == target)]
+        same_run = (encoder == encoder[first]) & (image_text == image_text[first]) & (rows.k == k)
+        ref = rows[is_ref & same_run & (rows.target == target) & (precision == precision[first])]
+        if ref.empty and precision[first] != DEFAULT_PRECISION:
+            ref = rows[is_ref & same_run & (rows.target == target) & (precision == DEFAULT_PRECISION)]
+            notes.append(
+                f"{label}, {short_name(target)} K={k}: compared with {reference} at {DEFAULT_PRECISION} "
+                f"({reference} has no {precision[first]} records there)"
+            )
         summary, seen = _compare(ref, grp, n_boot)
         notes += seen
         if summary is None:
@@ -192,43 +211,36 @@ def paired_table(rows: pd.DataFrame, reference: str, n_boot: int = N_BOOT) -> tu
     return (table.sort_values(["K", "variant", "target"], kind="stable") if out else table), notes
 
 
-AXES = {"encoder": DEFAULT_ENCODER, "image_text": DEFAULT_IMAGE_TEXT}
-AXIS_COLUMN = {"encoder": "encoder", "image_text": "source"}  # the axis's name in tables
-
-
 def axis_table(rows: pd.DataFrame, axis: str, n_boot: int = N_BOOT) -> tuple[pd.DataFrame, list[str]]:
-    """One row per (K, row, target) run with another value of a run axis (``encoder`` or ``image_text``):
-    its lead over the same row at the axis's default, the other axis equal.
+    """One row per (K, row, target) run with another value of a run axis (``encoder``, ``image_text`` or
+    ``precision``): its lead over the same row at the axis's default, every other axis equal.
 
-    A row "MFNER@mpnet-base" is paired with "MFNER", a row "MFNER [owl]" with "MFNER", by seed on
-    the same episodes, as in :func:`paired_table`; a row whose default twin has no records is left out.
+    A row "MFNER@mpnet-base" is paired with "MFNER", "MFNER [owl]" with "MFNER", "MFNER fast (bf16)"
+    with "MFNER fast", by seed on the same episodes, as in :func:`paired_table`; a row whose default
+    twin has no records is left out.
     """
     notes: list[str] = []
     out = []
     if rows.empty:
         return pd.DataFrame(), notes
-    row, encoder, image_text = _axes(rows)
-    values = {"encoder": encoder, "image_text": image_text}
-    this, other_axis = values[axis], values["image_text" if axis == "encoder" else "encoder"]
+    axes = _axes(rows)
+    this = axes[axis]
+    others = [a for a in AXES if a != axis]
     for (_label, k, target), grp in rows[this != AXES[axis]].groupby(["label", "k", "target"], sort=True):
         first = grp.index[0]
-        base = rows[
-            (row == row[first])
-            & (this == AXES[axis])
-            & (other_axis == other_axis[first])
-            & (rows.k == k)
-            & (rows.target == target)
-        ]
-        summary, seen = _compare(grp, base, n_boot)
+        twin = (axes["row"] == axes["row"][first]) & (this == AXES[axis]) & (rows.k == k) & (rows.target == target)
+        for other in others:
+            twin &= axes[other] == axes[other][first]
+        summary, seen = _compare(grp, rows[twin], n_boot)
         notes += seen
         if summary is None:
             continue
-        value = Path(this[first]).name if axis == "encoder" else image_text_name(this[first])
+        value = {"encoder": lambda v: Path(v).name, "image_text": image_text_name}.get(axis, str)(this[first])
         name = AXIS_COLUMN[axis]
         out.append(
             {
                 "K": k,
-                "row": row[first],
+                "row": axes["row"][first],
                 name: value,
                 "target": short_name(target),
                 "seeds": summary["seeds"],

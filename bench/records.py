@@ -273,6 +273,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "input",
                     "encoder",
                     "image_text",
+                    "precision",
                     "row",
                     "options",
                     "predictions",

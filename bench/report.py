@@ -31,10 +31,12 @@ def _fmt(mean: float, std: float) -> str:
 
 
 def suite_records(suite: Suite, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
-    """The suite's records and those of the rows it includes from other suites."""
+    """The suite's records and those of the rows it includes from other suites, at every encoder and
+    precision they ran (``MFNER``, ``MFNER@mpnet-base``, ``MFNER (bf16)``, ``MFNER@mpnet-base (bf16)``)."""
     rows = load_records(results_dir, suite.name)
     for other, label in suite.include:
-        rows = pd.concat([load_records(results_dir, other, label_folder(label)), rows], ignore_index=True)
+        for pattern in (label_folder(label), f"{label_folder(label)}@*", f"{label_folder(label)}_(*)"):
+            rows = pd.concat([load_records(results_dir, other, pattern), rows], ignore_index=True)
     return rows[rows.k.isin(suite.shots)].reset_index(drop=True) if not rows.empty else rows
 
 
@@ -190,6 +192,13 @@ AXIS_SECTIONS = {
         "other source is ahead, and a 95% interval from a paired bootstrap over episodes. `owl`: long image "
         "descriptions for a subset of the images (the rest empty); `pgim`: language-model-written contexts "
         "prompted with the tweet and its caption, not captions; `none`: no image text.",
+    ),
+    "precision": (
+        "Precision",
+        "Per seed, the F1 of a row whose encoder ran in bfloat16 (autocast around the transformer, forward and "
+        "backward; the CRF, losses, prototypes and optimizer state in float32) minus the same row's in float32, "
+        "on the same test episodes; mean ± std over the seeds both ran, the seeds where bf16 is ahead, and a 95% "
+        "interval from a paired bootstrap over episodes.",
     ),
 }
 
@@ -355,6 +364,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         + paired
         + _axis_section(rows, "encoder")
         + _axis_section(rows, "image_text")
+        + _axis_section(rows, "precision")
         + _breakdown_section(suite, rows)
         + _cost_section(rows)
         + _method_sections(suite, rows, results_dir, reports_dir),

@@ -31,7 +31,7 @@ from bench.records import (
     record_path,
     write_record,
 )
-from bench.suites import Cell, Suite, with_options
+from bench.suites import HARNESS_OPTIONS, Cell, Suite, with_options
 from fewshot_ner.datasets import (
     DEFAULT_IMAGE_TEXT,
     Domain,
@@ -41,7 +41,7 @@ from fewshot_ner.datasets import (
     short_name,
     split_part,
 )
-from fewshot_ner.encoder import check_encoder
+from fewshot_ner.encoder import DEFAULT_PRECISION, check_encoder, check_precision
 from fewshot_ner.episodes import EpisodeError, EpisodeSet, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
@@ -89,11 +89,26 @@ class RunOptions:
             self.say(line)
 
 
-def row_label(label: str, encoder: str, image_text: str = DEFAULT_IMAGE_TEXT) -> str:
-    """A table row's label: the suite's, tagged with the encoder and the image-text source unless they
-    are the defaults (``MFNER@mpnet-base``, ``MFNER [owl]``, ``MFNER [file:captions.txt]``)."""
+def row_label(
+    label: str, encoder: str, image_text: str = DEFAULT_IMAGE_TEXT, precision: str = DEFAULT_PRECISION
+) -> str:
+    """A table row's label: the suite's, tagged with the encoder, the image-text source and the precision
+    unless they are the defaults (``MFNER@mpnet-base``, ``MFNER [owl]``, ``MFNER [file:captions.txt]``,
+    ``MFNER fast@mpnet-base (bf16)``)."""
     label = label if encoder == DEFAULT_ENCODER else f"{label}@{Path(encoder).name}"
-    return label if image_text == DEFAULT_IMAGE_TEXT else f"{label} [{image_text_name(image_text)}]"
+    label = label if image_text == DEFAULT_IMAGE_TEXT else f"{label} [{image_text_name(image_text)}]"
+    return label if precision == DEFAULT_PRECISION else f"{label} ({precision})"
+
+
+def cell_label(cell: Cell, opts: RunOptions) -> str:
+    """The row label of a cell's record: its suite row tagged with the run's encoder, image text, precision."""
+    return row_label(cell.spec.label, opts.encoder, opts.image_text, split_options(cell.spec.options)[1])
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A row's options as (the method's options, the precision); an unknown precision fails here."""
+    method_options = {k: v for k, v in options.items() if k not in HARNESS_OPTIONS}
+    return method_options, check_precision(options.get("precision", DEFAULT_PRECISION))
 
 
 def check_device(device: str) -> None:
@@ -132,11 +147,17 @@ def run_cell(
         train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
     asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
     seed_everything(cell.seed)
+    method_options, precision = split_options(cell.spec.options)
     ctx = RunContext(
-        seed=cell.seed, device=opts.device, encoder=opts.encoder, progress=opts.progress, image_text=opts.image_text
+        seed=cell.seed,
+        device=opts.device,
+        encoder=opts.encoder,
+        progress=opts.progress,
+        image_text=opts.image_text,
+        precision=precision,
     )
     cls = METHODS.get(cell.spec.method)
-    options = {**cell.spec.options, **(cls.quick_options() if opts.quick else {})}
+    options = {**method_options, **(cls.quick_options() if opts.quick else {})}
     method = cls(ctx, **options)
     tasks = [
         SourceTask(d, train_sets[d.name].materialize(d, opts.train_episodes or suite.train_episodes))
@@ -167,7 +188,7 @@ def run_cell(
             traces.append({"episode": ep.index, "gold": gold} | row)
     record = {
         "suite": suite.name,
-        "label": row_label(cell.spec.label, opts.encoder, opts.image_text),
+        "label": cell_label(cell, opts),
         "row": cell.spec.label,
         "method": cell.spec.method,
         "options": options,
@@ -175,6 +196,7 @@ def run_cell(
         "config": method.config(),
         "input": method.input,
         "encoder": opts.encoder,
+        "precision": precision,
         "image_text": opts.image_text,
         "target": target.name,
         "sources": [d.name for d in sources],
@@ -274,10 +296,11 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
             opts.note(f"skip {cell.spec.label}: method {cell.spec.method!r} is not implemented yet")
             continue
         if cell.spec.label not in checked:
-            METHODS.get(cell.spec.method).check_options(cell.spec.options)  # a bad option fails before any fit
+            method_options, _ = split_options(cell.spec.options)  # an unknown precision fails here
+            METHODS.get(cell.spec.method).check_options(method_options)  # a bad option fails before any fit
             checked.add(cell.spec.label)
         sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
-        label = row_label(cell.spec.label, opts.encoder, opts.image_text)
+        label = cell_label(cell, opts)
         path = record_path(opts.results_dir, suite.name, label, cell.target, cell.k, cell.seed, sources)
         (done if _is_done(path, sources, opts) and not opts.force else todo).append((cell, path))
     if not todo and not done:
@@ -364,7 +387,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
             left = max(wall - elapsed, 0.0)
         rows.append(
             {
-                "method": row_label(cell.spec.label, opts.encoder, opts.image_text),
+                "method": cell_label(cell, opts),
                 "label": cell.spec.label,
                 "target": cell.target,
                 "K": cell.k,

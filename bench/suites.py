@@ -19,12 +19,22 @@ class MethodSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+#: Row options the harness reads itself rather than the method: ``precision`` (the encoder's arithmetic,
+#: fp32 | bf16) goes into the run context, so every method that runs the encoder takes it alike. Like the
+#: encoder, it tags the row label (``MFNER (bf16)``, see ``bench.runner.row_label``), not the bracket of
+#: method options, so a bf16 row keeps its suite row and pairs with its fp32 twin by the records' fields.
+HARNESS_OPTIONS: tuple[str, ...] = ("precision",)
+
+
 def with_options(spec: MethodSpec, overrides: dict[str, Any]) -> MethodSpec:
-    """``spec`` with some options replaced, as a row of its own: ``label[key=value,...]``."""
+    """``spec`` with some options replaced, as a row of its own: ``label[key=value,...]`` (harness options
+    such as ``precision`` change the options but not the label: the runner tags it)."""
     if not overrides:
         return spec
-    tag = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items())
-    return MethodSpec(f"{spec.label}[{tag}]", spec.method, {**spec.options, **overrides})
+    tag = ",".join(
+        f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items() if k not in HARNESS_OPTIONS
+    )
+    return MethodSpec(f"{spec.label}[{tag}]" if tag else spec.label, spec.method, {**spec.options, **overrides})
 
 
 @dataclass(frozen=True)

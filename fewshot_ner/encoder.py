@@ -3,7 +3,12 @@
 View ``text``: the tweet alone. View ``text+image``: the tweet, the separator, then the image
 text; the image side is truncated (whole words) to fit, the tweet never is, and only the tweet's
 own words get vectors. A word's vector is its first sub-token's. Frozen vectors are cached on
-disk by joblib, keyed by the model's fingerprint, the data hash and the view.
+disk by joblib, keyed by the model's fingerprint, the data hash, the view and the precision.
+
+Precision ``bf16`` runs the transformer (forward, and so backward) under ``torch.autocast`` in
+bfloat16: on CPUs with AMX or AVX512-BF16 units, and on GPUs, its matrix products run several
+times faster. The word vectors leave ``forward`` as float32, so everything downstream (CRF,
+losses, prototypes, distances, the optimizer's state) stays float32; the weights stay float32.
 """
 
 from __future__ import annotations
@@ -30,6 +35,17 @@ from fewshot_ner.registry import Registry
 
 View = Literal["text", "text+image"]
 VIEWS: tuple[View, ...] = ("text", "text+image")
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
+DEFAULT_PRECISION: Precision = "fp32"
+
+
+def check_precision(value: object) -> Precision:
+    """``value`` if it names a precision, else a ``ValueError`` that lists them."""
+    if value not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _bundled_minilm() -> str:
@@ -180,9 +196,16 @@ class WordEncoder(nn.Module):
     caption is an answer of the captioner, not the absence of one).
     """
 
-    def __init__(self, name_or_path: str = "minilm", max_length: int = 256, image_view: bool = True) -> None:
+    def __init__(
+        self,
+        name_or_path: str = "minilm",
+        max_length: int = 256,
+        image_view: bool = True,
+        precision: Precision = DEFAULT_PRECISION,
+    ) -> None:
         super().__init__()
         self.image_view = image_view
+        self.precision = check_precision(precision)
         from transformers import AutoModel, AutoTokenizer
 
         self.name = name_or_path
@@ -313,10 +336,16 @@ class WordEncoder(nn.Module):
         return WordBatch(inputs, word_index, word_mask)
 
     def forward(self, batch: WordBatch) -> Tensor:
-        """Word vectors ``(B, W, H)``; padded words hold the first position's vector (mask them)."""
-        hidden = self.model(**batch.inputs).last_hidden_state  # (B, S, H)
+        """Word vectors ``(B, W, H)``, float32; padded words hold the first position's vector (mask them).
+
+        In ``bf16`` the transformer runs under autocast; the vectors are cast back to float32 here, so
+        autocast reaches the encoder and nothing after it (the cast's backward returns bfloat16 gradients
+        to the encoder, whose parameters and their gradients stay float32).
+        """
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            hidden = self.model(**batch.inputs).last_hidden_state  # (B, S, H), bfloat16 under autocast
         index = batch.word_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # (B, W, H)
-        return hidden.gather(1, index)
+        return hidden.gather(1, index).float()
 
     def embed(
         self, sentences: list[Sentence | QuerySentence], view: View, batch_size: int = 64, progress: bool = False
@@ -363,6 +392,8 @@ def cached_word_vectors(
     ``data_hash`` must identify ``sentences`` (a domain's hash); it is part of the cache key.
     """
     key = (CACHE_VERSION, encoder.fingerprint, data_hash, view, encoder.max_length)
+    if encoder.precision != DEFAULT_PRECISION:  # fp32 keeps the keys it always had
+        key += (encoder.precision,)
     fn = _embed_uncached
     if not os.environ.get("MFNER_NO_CACHE"):
         fn = _memory().cache(_embed_uncached, ignore=["encoder", "sentences", "view", "progress"])

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 
 from fewshot_ner.datasets import Domain
-from fewshot_ner.encoder import WordEncoder
+from fewshot_ner.encoder import DEFAULT_PRECISION, Precision, WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.registry import Registry
 
@@ -36,13 +36,14 @@ def derived_seed(*parts: object) -> int:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What the harness hands a method: seed, device, encoder choice, image-text source, verbosity."""
+    """What the harness hands a method: seed, device, encoder and its precision, image-text source, verbosity."""
 
     seed: int = 0
     device: str = "cpu"
     encoder: str = "minilm"
     progress: bool = True
     image_text: str = "blip2"  # the run's image-text source; "none": the text+image view is the text view
+    precision: Precision = DEFAULT_PRECISION  # the encoder's arithmetic (fewshot_ner.encoder: fp32 | bf16)
 
     @property
     def torch_device(self) -> torch.device:
@@ -50,7 +51,9 @@ class RunContext:
 
     def word_encoder(self) -> WordEncoder:
         """The run's encoder on its device, the one way methods build it (``WordEncoder``'s ``image_view``)."""
-        return WordEncoder(self.encoder, image_view=self.image_text != "none").to(self.torch_device)
+        return WordEncoder(self.encoder, image_view=self.image_text != "none", precision=self.precision).to(
+            self.torch_device
+        )
 
     def generator(self, episode_index: int) -> torch.Generator:
         """The only source of randomness a method may use at test time, one per test episode.
