@@ -54,6 +54,7 @@ from torch import Tensor, nn
 
 from fewshot_ner import crf
 from fewshot_ner.data import Sentence
+from fewshot_ner.encoder import TrainLayers, check_train_layers
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
@@ -93,7 +94,9 @@ class FineTuneConfig:
     encoder_lr: float = 1e-5  # the paper's grid: 1e-4, 1e-5, 1e-6
     head_lr: float = 1e-2  # probes-finetune (T15 train -> valid, 30 episodes): 8.82 F1 against 4.53 at 1e-3
     steps: int = 20  # per-episode Adam steps on the support
-    train_layers: int | None = 0  # per-episode steps update the top N transformer layers (None: all and the embeddings)
+    train_layers: TrainLayers = (
+        0  # per-episode steps update the top N transformer layers (None: all and the embeddings)
+    )
     batch_size: int = 4
     grad_clip_value: float = 5.0
     transfer_epochs: int = 1
@@ -104,7 +107,7 @@ class FineTuneConfig:
     transfer_head_lr: float = 1e-3
     # source training updates the top N layers (None: all and the word embeddings); probes-finetune: 6 (MiniLM's
     # every layer, the embeddings frozen) scores as all (59.92 both), top 3 loses 5.70 [-11.21, -0.26]
-    transfer_train_layers: int | None = 6
+    transfer_train_layers: TrainLayers = 6
 
     def __post_init__(self) -> None:
         check_input(self.input)
@@ -113,8 +116,7 @@ class FineTuneConfig:
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
         for name in ("train_layers", "transfer_train_layers"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 or None")
+            check_train_layers(getattr(self, name), name)
 
 
 class TagHead(nn.Module):
@@ -206,7 +208,7 @@ class BertCRF(ConfiguredMethod):
         batch_size: int,
         lrs: tuple[float, float],
         generator: torch.Generator,
-        train_layers: int | None = None,
+        train_layers: TrainLayers = None,
         every: int = 0,
         after: Callable[[], None] | None = None,
     ) -> list[float]:

@@ -244,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     opts = RunOptions(
         device=args.device,
-        encoder=args.encoder,
+        encoder=args.encoder or suite.encoder,
         snap_dir=args.snap_dir,
         image_text=check_image_text(args.image_text),
         force=args.force,
@@ -354,7 +354,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     suite = SUITES.get(args.suite)
     opts = RunOptions(
-        encoder=args.encoder,
+        encoder=args.encoder or suite.encoder,
         snap_dir=args.snap_dir,
         image_text=check_image_text(args.image_text),
         **_selection(args),
@@ -460,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("execution")
     g.add_argument("--device", default="cpu", metavar="DEV", help="cpu or cuda (default cpu)")
     g.add_argument(
-        "--encoder", default="minilm", metavar="NAME|PATH", help="encoder name or local model folder (default minilm)"
+        "--encoder",
+        metavar="NAME|PATH",
+        help="encoder name or local model folder (default: the suite's, minilm but for suite base: mpnet-base)",
     )
     g.add_argument("--force", action="store_true", help="redo cells that already have results")
     g.add_argument(
@@ -512,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a cell that reproduces exactly replaces its committed record with the rerun's (the current record "
         "layout: predictions kept); a cell that moved is left as it was; a record with predictions is not rerun",
     )
-    p.add_argument("--encoder", default="minilm", metavar="NAME|PATH", help="encoder of the rows to check")
+    p.add_argument("--encoder", metavar="NAME|PATH", help="encoder of the rows to check (default: the suite's)")
     p.add_argument("--results-dir", metavar="DIR", help="the committed records (default results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_args(p)

@@ -257,18 +257,31 @@ def axis_table(rows: pd.DataFrame, axis: str, n_boot: int = N_BOOT) -> tuple[pd.
 def declared_table(
     rows: pd.DataFrame, pairs: tuple[tuple[str, str], ...], n_boot: int = N_BOOT
 ) -> tuple[pd.DataFrame, list[str]]:
-    """One row per declared pair (A, B) and (K, target) both ran: A's lead over B, paired by seed."""
+    """One row per declared pair (A, B) of suite rows and (K, target) both ran: A's lead over B, paired by seed.
+
+    A and B are matched by their suite rows within one run: the same encoder and image-text source (so
+    ``MFNER − ProtoNet`` is computed at MiniLM and again at mpnet-base), and the same precision where B
+    ran at A's, else B at fp32 (a note says so).
+    """
     notes: list[str] = []
     out = []
     if rows.empty:
         return pd.DataFrame(), notes
+    axes = _axes(rows)
+    row, encoder, image_text, precision = axes["row"], axes["encoder"], axes["image_text"], axes["precision"]
     for a, b in pairs:
-        first, second = rows[rows.label == a], rows[rows.label == b]
-        for (k, target), grp in first.groupby(["k", "target"], sort=True):
-            other = second[(second.k == k) & (second.target == target)]
-            if other.empty:
+        for (label, k, target), grp in rows[row == a].groupby(["label", "k", "target"], sort=True):
+            first = grp.index[0]
+            run = (row == b) & (encoder == encoder[first]) & (image_text == image_text[first])
+            other = rows[run & (rows.k == k) & (rows.target == target)]
+            same = other[precision[other.index] == precision[first]]
+            if same.empty and precision[first] != DEFAULT_PRECISION and not other.empty:
+                same = other[precision[other.index] == DEFAULT_PRECISION]
+                if not same.empty:
+                    notes.append(f"{label} − {same.label.iloc[0]}, {short_name(target)} K={k}: {b} ran at fp32 only")
+            if same.empty:
                 continue
-            summary, seen = _compare(grp, other, n_boot)
+            summary, seen = _compare(grp, same, n_boot)
             notes += seen
             if summary is None:
                 continue
@@ -277,8 +290,8 @@ def declared_table(
             out.append(
                 {
                     "K": k,
-                    "A": a,
-                    "B": b,
+                    "A": label,
+                    "B": same.label.iloc[0],
                     "target": short_name(target),
                     "seeds": summary["seeds"],
                     "A − B": summary["mean"],

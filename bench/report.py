@@ -77,7 +77,11 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
         if "avg" in ref and same_as_paper:
             row["Avg paper"] = _fmt(*ref["avg"])
         out.append(row)
-    return pd.DataFrame(out).sort_values(["K", "method"], kind="stable").fillna("-")  # "-": the paper has no such row
+    table = pd.DataFrame(out)
+    order = ["K", "method"] + [c for t in targets for c in (short_name(t), f"{short_name(t)} paper")]
+    order += [avg_name, "Avg paper"]  # columns in this order whichever row comes first
+    table = table[[c for c in order if c in table.columns]]
+    return table.sort_values(["K", "method"], kind="stable").fillna("-")  # "-": the paper has no such row
 
 
 def _median_s(values: pd.Series | None) -> str:

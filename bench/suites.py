@@ -68,6 +68,7 @@ class Suite:
     # dev: a domain's train split -> episodes of its valid split (probes); fulldata: supervised, a domain's
     # train split (valid to pick the epoch) -> its whole test split, K = 0
     protocol: Literal["leave-one-out", "dev", "fulldata"] = "leave-one-out"
+    encoder: str = "minilm"  # the encoder a run uses unless --encoder names another
 
     def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
         for spec in self.methods:
@@ -327,6 +328,58 @@ SUITES.add(
             ("BERT+CRF transfer, 20 support steps", "BERT+CRF transfer, no support steps"),
             ("BERT+CRF transfer, embeddings frozen", "BERT+CRF transfer, no support steps"),
             ("BERT+CRF transfer, top 3 layers", "BERT+CRF transfer, no support steps"),
+        ),
+    ),
+)
+
+#: The base-size configuration, the same for every method that runs the encoder: bfloat16 autocast on the
+#: encoder, and the word embeddings frozen (every transformer layer trained). Chosen by the precision issue's
+#: paired F1 checks and one-process timings (README, Cost; reports/ablations.md, Precision).
+BASE = {"precision": "bf16"}
+BASE_META = BASE | {"train_layers": "all"}
+BASE_MFNER = BASE | {"profile": "fast"}  # train_layers "all", support and query in one call, one label forward a step
+
+SUITES.add(
+    "base",
+    Suite(
+        name="base",
+        description=(
+            "The paper's claims at the paper's encoder size: all-mpnet-base-v2 (12 layers, 768 wide, as BERT-base), "
+            "every method in the base configuration (bf16 encoder, word embeddings frozen); Table 3's learned rows, "
+            "MFNER's ablations (Tables 4 and 5) and Table 6, leave-one-out over T17/T15, paired as in those suites."
+        ),
+        methods=(
+            MethodSpec("MFNER fast", "mfner", BASE_MFNER),
+            MethodSpec("ProtoNet", "protonet", BASE_META),
+            MethodSpec("WPZ", "wpz", BASE_META),
+            MethodSpec("SpanNER", "spanner", BASE_META),
+            MethodSpec(
+                "BERT+CRF transfer",
+                "bert-crf",
+                BASE | {"protocol": "transfer", "steps": 0, "transfer_train_layers": "all"},
+            ),
+            MethodSpec("BERT+CRF", "bert-crf", BASE),
+            MethodSpec("MFNER fast text only", "mfner", BASE_MFNER | {"input": "text"}),
+            MethodSpec("MFNER fast fixed denoiser", "mfner", BASE_MFNER | {"denoiser": "fixed"}),
+            MethodSpec("ProtoNet text+image", "protonet", BASE_META | {"input": "text+image"}),
+            MethodSpec("WPZ text+image", "wpz", BASE_META | {"input": "text+image"}),
+            MethodSpec("SpanNER text+image", "spanner", BASE_META | {"input": "text+image"}),
+        ),
+        domains=("twitter2017", "twitter2015"),
+        encoder="mpnet-base",
+        include=(("table3", "MFNER"),),  # MFNER@mpnet-base in fp32 and its default profile: what bf16 + fast cost
+        pairs=(
+            ("MFNER fast", "MFNER"),  # the base configuration against MFNER's own fp32 cells at mpnet-base
+            ("MFNER fast", "BERT+CRF transfer"),
+            ("MFNER fast", "ProtoNet"),
+            ("MFNER fast", "WPZ"),
+            ("MFNER fast", "SpanNER"),
+            ("MFNER fast", "BERT+CRF"),
+            ("MFNER fast", "MFNER fast text only"),  # Table 4: image text
+            ("MFNER fast", "MFNER fast fixed denoiser"),  # Table 5: the learned denoiser
+            ("ProtoNet text+image", "ProtoNet"),  # Table 6
+            ("WPZ text+image", "WPZ"),
+            ("SpanNER text+image", "SpanNER"),
         ),
     ),
 )

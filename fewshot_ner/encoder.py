@@ -178,6 +178,19 @@ class _Encoded:
     word_positions: tuple[int, ...]  # each word's first sub-token
 
 
+#: Which encoder parameters a run trains: the top N transformer layers (0: none), ``"all"``: every
+#: transformer layer with the embeddings frozen (whatever the depth: 6 for MiniLM, 12 for a base-size
+#: encoder), ``None``: every parameter, the embeddings included.
+TrainLayers = int | str | None
+
+
+def check_train_layers(value: object, name: str = "train_layers") -> TrainLayers:
+    """``value`` if it is a layer count ``>= 0``, ``"all"`` or ``None``; else a ``ValueError`` naming ``name``."""
+    if value is None or value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value  # type: ignore[return-value]
+    raise ValueError(f"{name} must be a number of layers >= 0, 'all' (embeddings frozen) or None, got {value!r}")
+
+
 def transformer_layers(model: nn.Module) -> nn.ModuleList:
     """The stack of transformer layers of a transformers encoder (BERT, MiniLM, MPNet: ``encoder.layer``)."""
     for name, module in model.named_modules():
@@ -231,17 +244,19 @@ class WordEncoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def top_parameters(self, n_layers: int | None) -> list[nn.Parameter]:
-        """The parameters of the top ``n_layers`` transformer layers; ``None``: every parameter.
+    def top_parameters(self, n_layers: TrainLayers) -> list[nn.Parameter]:
+        """The parameters of the top ``n_layers`` transformer layers; ``"all"``: of every transformer
+        layer (the embeddings frozen); ``None``: every parameter.
 
         What a run fine-tunes: freeze the rest (``requires_grad_(False)``) and the backward pass
         stops at the lowest trained layer, with no gradient for the 30522-row word embedding.
         """
+        check_train_layers(n_layers)
         if n_layers is None:
             return list(self.parameters())
-        if n_layers < 0:
-            raise ValueError(f"the number of trained layers must be >= 0 or None, got {n_layers}")
         layers = transformer_layers(self.model)
+        if n_layers == "all":
+            n_layers = len(layers)
         return [p for layer in layers[len(layers) - n_layers :] for p in layer.parameters()] if n_layers else []
 
     def _clean(self, sentences: list[list[str]]) -> list[list[str]]:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fewshot_ner.datasets import Domain
+from fewshot_ner.encoder import TrainLayers, check_train_layers
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.features import LiveFeatures
 from fewshot_ner.labels import io_classes, io_to_bio, label_ids, tag_tensor
@@ -52,6 +53,7 @@ class MetaTrainedConfig:
     grad_clip_value: float = 5.0
     max_train_episodes: int | None = None  # per source domain; None: all
     encoder_dropout: bool = True  # the encoder's dropout while meta-training (MFNER trains its encoder without)
+    train_layers: TrainLayers = None  # the top N transformer layers; "all": every layer, embeddings frozen; None: all
 
     @property
     def trainer(self) -> TrainerConfig:
@@ -90,7 +92,9 @@ class MetaTrained(ConfiguredMethod):
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         base, extra = cls.split_options(options)
-        check_input(cls.config_class(**base).input)
+        cfg = cls.config_class(**base)
+        check_input(cfg.input)
+        check_train_layers(cfg.train_layers)
         cls.check_extra({**cls.extra_options, **extra})
 
     @classmethod
@@ -117,8 +121,12 @@ class MetaTrained(ConfiguredMethod):
         t0 = time.perf_counter()
         episodes = [ep for task in sources for ep in task.episodes[: self.cfg.max_train_episodes]]
         groups = [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr}]
-        if self.cfg.encoder_lr > 0:
-            groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr})
+        trained = self.encoder.top_parameters(self.cfg.train_layers) if self.cfg.encoder_lr > 0 else []
+        if trained:
+            keep = {id(p) for p in trained}
+            for p in self.encoder.parameters():  # frozen below: the backward pass stops at the lowest trained layer
+                p.requires_grad_(id(p) in keep)
+            groups.append({"params": trained, "lr": self.cfg.encoder_lr})
         else:
             self.encoder.requires_grad_(False)
         self.encoder.train(self.cfg.encoder_lr > 0 and self.cfg.encoder_dropout)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fewshot_ner.datasets import Domain
-from fewshot_ner.encoder import VIEWS, WordEncoder
+from fewshot_ner.encoder import VIEWS, TrainLayers, WordEncoder, check_train_layers
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.features import FrozenFeatures, LiveFeatures
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, ReportContext, RunContext, SourceTask, check_input
@@ -39,7 +39,7 @@ class MFNERConfig:
     episodes_per_step: int = 4
     grad_clip_value: float = 5.0
     sparse_embedding_grad: bool = False  # same sums in another order; ~25% faster fine-tuning on CPU (README)
-    train_layers: int | None = None  # fine-tune the top N transformer layers only (None: all and the embeddings)
+    train_layers: TrainLayers = None  # the top N transformer layers; "all": every layer, embeddings frozen; None: all
     join_support_query: bool = False  # one encoder call per view for an episode's support and query
     label_vectors_per_step: bool = False  # one label-name forward per optimizer step, shared by its episodes
     input: Input = "text+image"  # "text": E_f = E_t, the paper's "without image text" ablation
@@ -70,7 +70,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # MiniLM's 6 layers fine-tuned with its word embedding frozen, support and query in one encoder call
     # per view, one label-name forward per optimizer step: F1 paired with finetune over 5 seeds in
     # reports/ablations.md (row "MFNER fast"), fit time against the old code in results/mfner-cell-speedup.json.
-    "fast": {"train_layers": 6, "join_support_query": True, "label_vectors_per_step": True},
+    # "all": every transformer layer, whatever the encoder's depth (MiniLM's 6, as the profile's first records).
+    "fast": {"train_layers": "all", "join_support_query": True, "label_vectors_per_step": True},
 }
 
 
@@ -84,8 +85,7 @@ def make_config(**options: Any) -> MFNERConfig:
         raise TypeError(f"unknown MFNER options {sorted(unknown)}; known: {sorted(fields)}")
     cfg = MFNERConfig(**{**PROFILES[profile], **options})
     check_input(cfg.input)
-    if cfg.train_layers is not None and cfg.train_layers < 0:
-        raise ValueError(f"train_layers must be >= 0 or None, got {cfg.train_layers}")
+    check_train_layers(cfg.train_layers)
     return cfg
 
 

@@ -4,54 +4,32 @@
 # by a lock file before it runs): on two cores, two workers with one thread each, WORKER=a and b.
 #   WORKER=a OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 nohup bash scripts/run_grid.sh > a.log 2>&1 &
 #   WORKER=b OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 nohup bash scripts/run_grid.sh > b.log 2>&1 &
+# The grids of earlier issues (probes, table3 at MiniLM, table6, ablations, image-text sources, full data)
+# are committed; git log -- scripts/run_grid.sh shows the order they ran in.
 set -u
 export PYTHONUNBUFFERED=1
 B=${BENCH:-bench}
-W=${WORKER:-a}
 EXTRA=("$@")
 # --no-report: a worker leaves the reports to whoever commits (`bench report`), not a minute a call.
 run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet --no-report "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|warning|skip" || echo "!! failed or nothing new: $*"; }
-# MFNER's committed table3 cells predate kept predictions: rerun them and, where every episode's F1 is
-# reproduced exactly, adopt the rerun (the seen/unseen breakdown reads its predictions). `bench check`
-# claims no lock: the workers split it by target; a record that holds predictions already is not rerun.
-check() { echo "== $(date -u +%FT%TZ) bench check $*"; $B check --quiet --suite table3 --method MFNER --adopt "$@" "${EXTRA[@]}"; }
-run --suite probes                                              # choices on the source domain first
-run --suite probes-finetune
-run --suite ablations --method "MFNER top 4 layers" --k 1 --target twitter2015   # the cheaper cell, 5 seeds
-run --suite ablations --method "MFNER embeddings frozen" --k 1 --target twitter2015   # profile fast, 5 seeds
-# The fine-tuning baselines' support cells tune the head and CRF only on cached word vectors: minutes a cell.
-run --suite table3 --method BERT+CRF --method ITA --seeds 0 1 2 3 4
-# Shortest issue first, so that each finishes as early as it can: the image-text source axis (issue 15,
-# 13 cells), then the fine-tuning baselines' transfer rows and full-data suite (issue 13), then the metric
-# and span baselines' grid with MFNER's adoption reruns (issue 12, the longest).
-# Does the image-text source change MFNER's F1? T17 -> T15 at 1 shot, paired with the BLIP-2 cells.
-# owl and pgim texts are ~10x BLIP-2's length, so their cells cost several times a BLIP-2 cell.
+# The precision issue's paired F1 checks: MFNER fast in bf16 at MiniLM (T17 -> T15, 1 shot, 5 seeds, paired
+# in reports/ablations.md with MFNER and with MFNER fast in fp32), and at mpnet-base (the base suite's first
+# cells, paired with the committed fp32 MFNER@mpnet-base cells, seeds 0-2).
 for s in 0 1 2 3 4; do
-  for src in none pgim owl; do run --suite table3 --method MFNER --k 1 --target twitter2015 --seeds $s --image-text $src; done
+  run --suite ablations --method "MFNER fast" --set precision=bf16 --target twitter2015 --k 1 --seeds $s
+  if [ "$s" -le 2 ]; then run --suite base --method "MFNER fast" --target twitter2015 --k 1 --seeds $s; fi
 done
+# The paper's claims at base size (suite base: mpnet-base, bf16, embeddings frozen). 1. T17 -> T15, the
+# fair target, seed by seed so that a grid cut short leaves whole seeds to pair; 1 shot, then 5 shots.
+ROWS=(--method "MFNER fast" --method ProtoNet --method WPZ --method SpanNER --method "BERT+CRF transfer" --method BERT+CRF)
+for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2015 --k 1 --seeds $s; done
+# 2. MFNER's ablations (Tables 4 and 5) and 3. Table 6, T17 -> T15, 1 shot.
 for s in 0 1 2 3 4; do
-  run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 1 --seeds $s
+  run --suite base --method "MFNER fast text only" --method "MFNER fast fixed denoiser" --target twitter2015 --k 1 --seeds $s
+  run --suite base --method "ProtoNet text+image" --method "WPZ text+image" --method "SpanNER text+image" --target twitter2015 --k 1 --seeds $s
 done
-run --suite table3 --method "BERT+CRF transfer" --method "ITA transfer" --k 5 --seeds 0 1 2
-run --suite fulldata                                            # the full-data ceiling, 3 seeds
-if [ "$W" = a ]; then check --k 1 --target twitter2017 --seeds 0 1 2; else check --k 1 --target twitter2015 --seeds 1 2; fi
-seed() {  # every 1-shot metric baseline cell of one seed: a grid cut short leaves whole seeds to pair
-  run --suite table3 --method ProtoNet --method WPZ --k 1 --seeds "$1"
-  run --suite table6 --method "ProtoNet text+image" --method "WPZ text+image" --seeds "$1"
-}
-for s in 0 1 2 3 4; do seed $s; done
-# SpanNER after the metric baselines: its detection threshold was probed late (probes suite), and its cells
-# run with the default the probes chose.
-for s in 0 1 2 3 4; do
-  run --suite table3 --method SpanNER --k 1 --seeds $s
-  run --suite table6 --method "SpanNER text+image" --seeds $s
-done
-# 5 shots after every 1-shot seed: Table 6 and the paper's 1-shot rows pair whole first. MFNER's 5-shot
-# seed-0 cells rerun first (kept predictions for the seen/unseen section, exact reproduction checked, and
-# MFNER's 5-shot cost on the machine the baselines' 5-shot cells run on: its committed ones ran elsewhere).
-check5() { if [ "$W" = a ]; then check --k 5 --target twitter2017 --seeds "$@"; else check --k 5 --target twitter2015 --seeds "$@"; fi; }
-check5 0
-for s in 0 1 2 3 4; do run --suite table3 --method ProtoNet --method WPZ --method SpanNER --k 5 --seeds $s; done
-check5 1 2
-run --suite ablations --method "MFNER top 4 layers" --k 1 --target twitter2017
+for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2015 --k 5 --seeds $s; done
+# 4. T15 -> T17 (824 source episodes: about 2.7x a T17 -> T15 cell), 1 shot then 5 shots.
+for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 1 --seeds $s; done
+for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 5 --seeds $s; done
 echo "== $(date -u +%FT%TZ) done"

@@ -37,5 +37,5 @@ def test_a_suites_report_brings_the_reports_that_include_its_rows():
     from bench.report import including_suites
     from bench.suites import SUITES
 
-    assert {s.name for s in including_suites(SUITES.get("table3"))} == {"table6", "ablations"}
+    assert {s.name for s in including_suites(SUITES.get("table3"))} == {"table6", "ablations", "base"}
     assert including_suites(SUITES.get("smoke")) == []

@@ -241,8 +241,22 @@ def test_train_layers_gradients_match_full_fine_tuning_above_the_cut(tiny_model_
         assert all(g is None for g in below) == (train_layers == 1)
     for name, grad in grads[None].items():
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-7)
-    with pytest.raises(ValueError, match="train_layers must be >= 0"):
+    with pytest.raises(ValueError, match="train_layers must be a number of layers >= 0"):
         MFNER.check_options({"train_layers": -1})
+
+
+def test_all_layers_is_every_transformer_layer_without_the_embeddings(tiny_model_dir):
+    """``train_layers="all"`` is the top N layers for an N-layer encoder, whatever N (the fast profile)."""
+    from fewshot_ner.encoder import WordEncoder, transformer_layers
+
+    enc = WordEncoder(str(tiny_model_dir))
+    depth = len(transformer_layers(enc.model))
+    by_name = [id(p) for p in enc.top_parameters("all")]
+    assert by_name == [id(p) for p in enc.top_parameters(depth)]
+    embeddings = {id(p) for p in enc.model.get_input_embeddings().parameters()}
+    assert not embeddings & set(by_name) and embeddings <= {id(p) for p in enc.top_parameters(None)}
+    with pytest.raises(ValueError, match="'every'"):
+        enc.top_parameters("every")
 
 
 def _real_episodes(domain: Domain, n: int):
