@@ -334,6 +334,8 @@ class BertCRF(ConfiguredMethod):
             "device": str(self.ctx.torch_device),
             "threads": torch.get_num_threads(),
         }
+        if self.encoder.precision != "fp32":  # fp32 keeps the keys its cached weights have
+            parts["precision"] = self.encoder.precision
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def fit_options(self) -> dict[str, Any]:

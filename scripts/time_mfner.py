@@ -1,16 +1,22 @@
-"""Time MFNER's meta-training under variants of its options, in one process, as ratios to the default.
+"""Time a method's training under variants of its options, in one process, as ratios to its default.
 
-Each variant meta-trains a fresh MFNER (seed 0) on the same first N Twitter-2017 training episodes
-(the T17 -> T15 direction, ``--passes`` passes as a cell makes, no step floor); the variants take
-turns, ``--repeats`` rounds,
-and each keeps its fastest round (the least disturbed by whatever else the machine runs). The
-ratio is default seconds / variant seconds from the same process, so load that slows every
-variant alike cancels. ``--base`` sets the options the ratios divide by (default: MFNER's
-defaults); ``token_cache=false`` there or in a variant turns off the encoder's tokenisation cache,
-which is the code as it was before the cache (the cache leaves every result bit-identical).
-Writes ``results/mfner-fit-speed.json`` (or ``--out``) with the command, git commit and environment. Usage:
-    OMP_NUM_THREADS=1 python scripts/time_mfner.py --episodes 24 --repeats 3 --base token_cache=false \\
-        --variant token_cache=true --variant profile=fast
+Each variant trains a fresh method (seed 0) on the same data: a meta-trained method (MFNER by
+default, or ``--method protonet|wpz|spanner``) on the first ``--episodes`` Twitter-2017 training
+episodes, one pass and no step floor (the T17 -> T15 direction); ``--method bert-crf`` its source
+training (``protocol=transfer``) on the first ``--sentences`` Twitter-2017 sentences, its cache of
+trained weights bypassed. The variants take turns, ``--repeats`` rounds, and each keeps its fastest
+round (the least disturbed by whatever else the machine runs). The ratio is base seconds / variant
+seconds from the same process and encoder, so load that slows every variant alike cancels.
+
+A variant is ``key=value[,key=value]``: the method's options, ``precision=bf16`` (the run context's
+precision, as ``bench run --set precision=bf16``) and ``token_cache=false`` (the encoder's
+tokenisation cache off, the code as it was before the cache). ``--encoder`` may repeat: every variant
+runs on each. Writes a JSON list (``--out``), one entry per (encoder, variant): ``encoder``,
+``variant``, ``seconds`` (the best round), ``ratio_vs_default``, the rounds, and the command, git
+commit and environment that produced them. Usage (the precision issue's figures):
+    OMP_NUM_THREADS=1 python scripts/time_mfner.py --encoder minilm --encoder mpnet-base --episodes 12 \\
+        --repeats 3 --variant profile=fast --variant profile=fast,precision=bf16 --variant precision=bf16 \\
+        --out results/precision-speedup.json
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from typing import Any
 
 import torch
 
+from bench.methods import METHODS
 from bench.records import provenance, write_text_atomic
-from fewshot_ner.datasets import load_domain
+from bench.runner import split_options
+from fewshot_ner.datasets import Domain, load_domain
 from fewshot_ner.episodes import Episode, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
-from mfner.method import MFNER
+from fewshot_ner.paths import cache_dir
 
 
 def parse_variant(text: str) -> dict[str, Any]:
@@ -45,55 +53,88 @@ def parse_variant(text: str) -> dict[str, Any]:
     return options
 
 
-ENCODER_OPTIONS = ("token_cache",)  # set on the WordEncoder, not MFNER options
+ENCODER_OPTIONS = ("token_cache",)  # set on the WordEncoder, not method options
 
 
-def mfner_options(options: dict[str, Any]) -> dict[str, Any]:
-    """A variant's options without those set on the encoder."""
-    return {k: v for k, v in options.items() if k not in ENCODER_OPTIONS}
+def method_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A variant's method options (without those set on the encoder or the run context) and its precision."""
+    return split_options({k: v for k, v in options.items() if k not in ENCODER_OPTIONS})
 
 
-def fit_seconds(domain: Any, episodes: list[Episode], options: dict[str, Any], passes: int) -> float:
+def fit_seconds(
+    name: str, encoder: str, domain: Domain, episodes: list[Episode], options: dict[str, Any], budget: dict[str, Any]
+) -> float:
+    """Wall seconds of one ``fit`` (building the method not counted); a transfer cache file it wrote is removed."""
     torch.manual_seed(0)
-    method = MFNER(RunContext(seed=0, progress=False), passes=passes, min_steps=0, **mfner_options(options))
+    chosen, precision = method_options(options)
+    ctx = RunContext(seed=0, progress=False, encoder=encoder, precision=precision)
+    method = METHODS.get(name)(ctx, **(budget | chosen))
     for key in ENCODER_OPTIONS:
         if key in options:
             setattr(method.encoder, key, bool(options[key]))
+    cached = cache_dir() / "transfer"
+    before = set(cached.glob("*.pt")) if cached.is_dir() else set()
     t0 = time.perf_counter()
     method.fit([SourceTask(domain, episodes)])
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if (method.fit_report() or {}).get("loaded_from_cache"):
+        raise RuntimeError("source training came from the cache: nothing was timed")
+    for path in (set(cached.glob("*.pt")) if cached.is_dir() else set()) - before:
+        path.unlink(missing_ok=True)  # the next round trains again
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="mfner", help="a registered method (default mfner)")
+    parser.add_argument("--encoder", action="append", help="encoder name or folder, repeatable (default minilm)")
     parser.add_argument("--episodes", type=int, default=24, help="training episodes (6 optimizer steps per 24)")
+    parser.add_argument("--sentences", type=int, default=256, help="bert-crf: source sentences of source training")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each variant keeps its fastest")
-    parser.add_argument("--passes", type=int, default=2, help="passes over the episodes (a cell makes 2 or more)")
+    parser.add_argument("--passes", type=int, default=1, help="passes over the episodes (a cell makes 2 or more)")
     parser.add_argument("--base", default="", help="key=value[,key=value]: the options the ratios divide by")
-    parser.add_argument("--variant", action="append", default=[], help="key=value[,key=value] MFNER options")
+    parser.add_argument("--variant", action="append", default=[], help="key=value[,key=value] options")
     parser.add_argument("--out", type=Path, default=Path("results/mfner-fit-speed.json"))
     args = parser.parse_args()
+    if args.method not in METHODS:
+        raise SystemExit(f"--method {args.method!r}: not one of {', '.join(METHODS)}")
+    cls = METHODS.get(args.method)
     t17 = load_domain("twitter2017")
-    episodes = cached_episodes(t17, 1, 0, None, "train").materialize(t17, args.episodes)
+    if args.method == "bert-crf":
+        budget: dict[str, Any] = {"protocol": "transfer", "steps": 0, "transfer_max_sentences": args.sentences}
+        episodes: list[Episode] = []
+    else:
+        budget = {"passes": args.passes, "min_steps": 0}
+        episodes = cached_episodes(t17, 1, 0, None, "train").materialize(t17, args.episodes)
     base = args.base or "default"
     variants = {base: parse_variant(args.base) if args.base else {}} | {v: parse_variant(v) for v in args.variant}
     for options in variants.values():
-        MFNER.check_options(mfner_options(options))
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for round_ in range(args.repeats):
-        for name, options in variants.items():
-            times[name].append(fit_seconds(t17, episodes, options, args.passes))
-            print(f"round {round_ + 1}: {name}: {times[name][-1]:.1f} s", flush=True)
-    base_s = min(times[base])
-    rows = {
-        name: {"options": variants[name], "seconds": ts, "best_s": min(ts), "speedup": round(base_s / min(ts), 3)}
-        for name, ts in times.items()
-    }
-    for name, row in rows.items():
-        print(f"{name:40s} {row['best_s']:7.1f} s  {row['speedup']:.2f}x")
+        cls.check_options(budget | method_options(options)[0])
+    encoders = args.encoder or ["minilm"]
+    rows = []
+    for encoder in encoders:
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        for round_ in range(args.repeats):
+            for name, options in variants.items():
+                times[name].append(fit_seconds(args.method, encoder, t17, episodes, options, budget))
+                print(f"{encoder} round {round_ + 1}: {name}: {times[name][-1]:.1f} s", flush=True)
+        base_s = min(times[base])
+        for name, ts in times.items():
+            row = {"encoder": encoder, "variant": name, "seconds": round(min(ts), 2)}
+            row |= {"ratio_vs_default": round(base_s / min(ts), 3), "rounds_s": [round(t, 2) for t in ts]}
+            rows.append(row | {"method": args.method, "options": variants[name]})
+            print(f"{encoder:12s} {name:40s} {row['seconds']:7.1f} s  {row['ratio_vs_default']:.2f}x", flush=True)
     meta = provenance(["python", "scripts/time_mfner.py", *sys.argv[1:]])
-    summary = {"episodes": args.episodes, "passes": args.passes, "base": base, "variants": rows}
-    write_text_atomic(args.out, json.dumps(meta | summary, indent=1))
+    shared = {"episodes": len(episodes), "passes": args.passes} if episodes else {"sentences": args.sentences}
+    context = {"command": meta["command"], "git_commit": meta["git"]["commit"], "date": meta["date"]}
+    context |= {"threads": torch.get_num_threads(), "platform": meta["env"].get("platform")} | shared
+    out = [row | context for row in rows]
+    previous = json.loads(args.out.read_text()) if args.out.exists() else []
+    if isinstance(previous, list):  # other methods' rows in the same file stay; this method's are replaced
+        out = [
+            r for r in previous if (r.get("method"), r.get("encoder")) not in {(args.method, e) for e in encoders}
+        ] + out
+    write_text_atomic(args.out, json.dumps(out, indent=1))
     print(f"wrote {args.out}")
 
 
