@@ -332,6 +332,44 @@ SUITES.add(
     ),
 )
 
+#: MFNER's choices on the source domain (issue: the paper's claims at base size), in the configuration the
+#: grids run (profile fast, bf16): each row changes one thing against "MFNER fast", on the same dev episodes.
+_PROBE = {"profile": "fast", "precision": "bf16"}
+
+SUITES.add(
+    "probes-mfner",
+    Suite(
+        name="probes-mfner",
+        description=(
+            "MFNER's training choices made on the source domain only (Twitter-2015's train split -> 100 episodes "
+            "of its valid split, never a target's test episodes), each paired with the configuration the grids run "
+            "(profile fast, bf16): the encoder's dropout, its learning rate with and without warm-up and decay, "
+            "twice the steps, one episode a step, the anchor mix and the label vector; 1 and 5 shots, seed 0."
+        ),
+        methods=(
+            MethodSpec("MFNER fast", "mfner", _PROBE),
+            MethodSpec("dropout", "mfner", _PROBE | {"encoder_dropout": True}),
+            MethodSpec("encoder lr 1e-5", "mfner", _PROBE | {"encoder_lr": 1e-5}),
+            MethodSpec("encoder lr 2e-5", "mfner", _PROBE | {"encoder_lr": 2e-5}),
+            MethodSpec("encoder lr 1e-4", "mfner", _PROBE | {"encoder_lr": 1e-4}),
+            MethodSpec("warm-up and decay", "mfner", _PROBE | {"schedule": "linear"}),
+            MethodSpec(
+                "encoder lr 1e-4, warm-up and decay", "mfner", _PROBE | {"encoder_lr": 1e-4, "schedule": "linear"}
+            ),
+            MethodSpec("twice the steps", "mfner", _PROBE | {"passes": 4, "min_steps": 400}),
+            MethodSpec("one episode a step", "mfner", _PROBE | {"episodes_per_step": 1}),
+            MethodSpec("prototype weight 0.5", "mfner", _PROBE | {"prototype_weight": 0.5}),
+            MethodSpec("prototype weight 1", "mfner", _PROBE | {"prototype_weight": 1.0}),
+            MethodSpec("label vector cls", "mfner", _PROBE | {"label_vector": "cls"}),
+        ),
+        domains=("twitter2015",),
+        seeds=(0,),
+        max_episodes=100,
+        protocol="dev",
+        reference="MFNER fast",
+    ),
+)
+
 #: The base-size configuration, the same for every method that runs the encoder: bfloat16 autocast on the
 #: encoder, and the word embeddings frozen (every transformer layer trained). Chosen by the precision issue's
 #: paired F1 checks and one-process timings (README, Cost; reports/ablations.md, Precision).

@@ -357,10 +357,18 @@ class WordEncoder(nn.Module):
         autocast reaches the encoder and nothing after it (the cast's backward returns bfloat16 gradients
         to the encoder, whose parameters and their gradients stay float32).
         """
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            hidden = self.model(**batch.inputs).last_hidden_state  # (B, S, H), bfloat16 under autocast
+        hidden = self._hidden(batch)  # (B, S, H)
         index = batch.word_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # (B, W, H)
         return hidden.gather(1, index).float()
+
+    def cls_vectors(self, batch: WordBatch) -> Tensor:
+        """The vector at each sentence's first position ([CLS], ``<s>``), ``(B, H)``, float32."""
+        return self._hidden(batch)[:, 0].float()
+
+    def _hidden(self, batch: WordBatch) -> Tensor:
+        """The transformer's last hidden states ``(B, S, H)``, under autocast in ``bf16``."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self.model(**batch.inputs).last_hidden_state
 
     def embed(
         self, sentences: list[Sentence | QuerySentence], view: View, batch_size: int = 64, progress: bool = False

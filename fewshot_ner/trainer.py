@@ -22,6 +22,9 @@ from tqdm.auto import tqdm
 
 from fewshot_ner.episodes import Episode
 
+SCHEDULES = ("constant", "linear")
+WARMUP_SHARE = 0.1  # "linear": the first 10% of the steps warm up from 0, the rest decay linearly to 0
+
 
 @dataclass(frozen=True)
 class TrainerConfig:
@@ -29,6 +32,21 @@ class TrainerConfig:
     min_steps: int = 200
     episodes_per_step: int = 4
     grad_clip_value: float = 5.0
+    schedule: str = "constant"  # constant | linear (warm-up, then linear decay, as the L-TapNet+CDT reference)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+
+
+def lr_factor(step: int, total: int, schedule: str) -> float:
+    """The learning rate's multiplier at optimizer step ``step`` (0-based) of ``total``."""
+    if schedule == "constant":
+        return 1.0
+    warmup = max(1, round(WARMUP_SHARE * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / (total - warmup + 1))
 
 
 def plan_passes(n_episodes: int, episodes_per_step: int, passes: int, min_steps: int) -> int:
@@ -76,6 +94,8 @@ def train_episodic(
     params = [p for g in opt.param_groups for p in g["params"]]
     step_every = cfg.episodes_per_step
     n_passes = plan_passes(len(episodes), step_every, cfg.passes, cfg.min_steps)
+    total_steps = n_passes * math.ceil(len(episodes) / step_every)
+    base_lrs = [g["lr"] for g in opt.param_groups]
     pass_losses = []
     steps = 0
     for epoch in range(n_passes):
@@ -92,6 +112,9 @@ def train_episodic(
                     before_step()
                 densify_grads(params)
                 torch.nn.utils.clip_grad_value_(params, cfg.grad_clip_value)
+                if cfg.schedule != "constant":
+                    for group, lr in zip(opt.param_groups, base_lrs, strict=True):
+                        group["lr"] = lr * lr_factor(steps, total_steps, cfg.schedule)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 steps += 1

@@ -45,6 +45,11 @@ class MFNERConfig:
     input: Input = "text+image"  # "text": E_f = E_t, the paper's "without image text" ablation
     denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
     similarity: str = "euclidean"  # dot in the reference code; see README (MFNER defaults)
+    # The issue-31 probes (reports/probes-mfner.md); each default keeps the committed cells' arithmetic.
+    encoder_dropout: bool = False  # the encoder's dropout while meta-training (the reference trains with it)
+    schedule: str = "constant"  # constant | linear: 10% warm-up, then linear decay (the reference's)
+    prototype_weight: float = 0.3  # the anchor mix: weight * support prototype + (1 - weight) * phi
+    label_vector: str = "mean"  # mean of the label name's word vectors | cls: its [CLS] vector (the reference)
     label_enhanced: bool = True
     projection: bool = True
     max_train_episodes: int | None = None  # per source domain; None: all
@@ -59,7 +64,7 @@ class MFNERConfig:
 
     @property
     def trainer(self) -> TrainerConfig:
-        return TrainerConfig(self.passes, self.min_steps, self.episodes_per_step, self.grad_clip_value)
+        return TrainerConfig(self.passes, self.min_steps, self.episodes_per_step, self.grad_clip_value, self.schedule)
 
 
 #: Named starting points; options given to the method override them field by field.
@@ -86,6 +91,11 @@ def make_config(**options: Any) -> MFNERConfig:
     cfg = MFNERConfig(**{**PROFILES[profile], **options})
     check_input(cfg.input)
     check_train_layers(cfg.train_layers)
+    if cfg.label_vector not in ("mean", "cls"):
+        raise ValueError(f"label_vector must be mean or cls, got {cfg.label_vector!r}")
+    if not 0.0 <= cfg.prototype_weight <= 1.0:
+        raise ValueError(f"prototype_weight must lie in [0, 1], got {cfg.prototype_weight}")
+    cfg.trainer  # noqa: B018 - checks the schedule's name
     return cfg
 
 
@@ -111,6 +121,8 @@ class MFNER(ConfiguredMethod):
             projection=self.cfg.projection,
             join_support_query=self.cfg.join_support_query,
             label_vectors_per_step=self.cfg.label_vectors_per_step,
+            prototype_weight=self.cfg.prototype_weight,
+            label_vector=self.cfg.label_vector,  # type: ignore[arg-type]
         ).to(ctx.torch_device)
         self._report: dict[str, Any] = {}
         self._input = self.cfg.input
@@ -159,9 +171,9 @@ class MFNER(ConfiguredMethod):
         if not episodes:
             raise ValueError("MFNER needs source episodes to meta-train on")
         groups = self._param_groups()
-        self.model.train()
-        if self.cfg.frozen or self.cfg.encoder_lr == 0 or self.cfg.train_layers == 0:
-            self.encoder.eval()
+        self.model.train()  # the encoder is not a submodule of the model (features hold it): set on its own
+        trains_encoder = not (self.cfg.frozen or self.cfg.encoder_lr == 0 or self.cfg.train_layers == 0)
+        self.encoder.train(trains_encoder and self.cfg.encoder_dropout)
         report = train_episodic(
             self.model.loss,
             episodes,
@@ -172,11 +184,13 @@ class MFNER(ConfiguredMethod):
             before_step=self.model.before_step,
         )
         self.model.eval()
+        self.encoder.eval()
         self._report = report | {"fit_s": round(time.perf_counter() - t0, 1)}
 
     def prepare(self, target: Domain) -> None:
         self.model.features.add_domain(target)
         self.model.eval()
+        self.encoder.eval()
         self.model.clear_label_cache()  # label-name vectors are recomputed once with the trained encoder
 
     def predict(self, episode: TestEpisode) -> list[list[str]]:

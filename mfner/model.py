@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -38,18 +39,27 @@ class MFNERModel(nn.Module):
         features: LiveFeatures | FrozenFeatures,
         hidden: int,
         denoiser: DenoiserMode = "learned",
-        similarity: Similarity = "dot",
+        similarity: Similarity = "euclidean",
         label_enhanced: bool = True,
         projection: bool = True,
         join_support_query: bool = False,
         label_vectors_per_step: bool = False,
+        prototype_weight: float = 0.3,
+        label_vector: Literal["mean", "cls"] = "mean",
     ) -> None:
         super().__init__()
+        self.label_vector = label_vector
         self.features = features
         self.join_support_query = join_support_query
         self.label_vectors_per_step = label_vectors_per_step
         self.denoiser = Denoiser(hidden, denoiser)
-        self.tapnet = LTapNet(hidden, similarity=similarity, label_enhanced=label_enhanced, projection=projection)
+        self.tapnet = LTapNet(
+            hidden,
+            similarity=similarity,
+            label_enhanced=label_enhanced,
+            projection=projection,
+            prototype_weight=prototype_weight,
+        )
         self.cdt = CDT()
         self._frozen_names: dict[tuple[str, ...], Tensor] = {}
         self._step_names: dict[tuple[str, ...], tuple[Tensor, Tensor]] = {}  # labels -> (encoder output, leaf)
@@ -78,7 +88,8 @@ class MFNERModel(nn.Module):
         return Padded(fused, text.mask), weights
 
     def label_vectors(self, labels: tuple[str, ...]) -> Tensor | None:
-        """The encoder's vector of each label's name, mean over its words, ``(C, H)``."""
+        """The encoder's vector of each label's name, ``(C, H)``: the mean over its words, or (``label_vector``
+        ``cls``) the vector at the [CLS] position of ``[CLS] name [SEP]``."""
         if not self.tapnet.label_enhanced:
             return None
         frozen = isinstance(self.features, FrozenFeatures) or not torch.is_grad_enabled()
@@ -94,9 +105,12 @@ class MFNERModel(nn.Module):
         encoder = self.features.encoder
         batch = encoder.tokenize(names, "text").to(encoder.device)
         with torch.set_grad_enabled(not frozen):
-            vectors = encoder(batch)  # (C, W, H)
-        m = batch.word_mask.unsqueeze(-1).to(vectors.dtype)
-        out = (vectors * m).sum(1) / m.sum(1)  # (C, H)
+            if self.label_vector == "cls":
+                out = encoder.cls_vectors(batch)  # (C, H)
+            else:
+                vectors = encoder(batch)  # (C, W, H)
+                m = batch.word_mask.unsqueeze(-1).to(vectors.dtype)
+                out = (vectors * m).sum(1) / m.sum(1)  # (C, H)
         if frozen:
             self._frozen_names[labels] = out.detach()
         elif shared and out.requires_grad:  # (an encoder with nothing to train has nothing to send back)

@@ -9,6 +9,7 @@
 set -u
 export PYTHONUNBUFFERED=1
 B=${BENCH:-bench}
+W=${WORKER:-a}
 EXTRA=("$@")
 # --no-report: a worker leaves the reports to whoever commits (`bench report`), not a minute a call.
 run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet --no-report "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|warning|skip" || echo "!! failed or nothing new: $*"; }
@@ -19,6 +20,8 @@ for s in 0 1 2 3 4; do
   run --suite ablations --method "MFNER fast" --set precision=bf16 --target twitter2015 --k 1 --seeds $s
   if [ "$s" -le 2 ]; then run --suite base --method "MFNER fast" --target twitter2015 --k 1 --seeds $s; fi
 done
+# MFNER's choices on the source domain (probes-mfner: T15 train -> valid), worker b, while a starts the grid.
+if [ "$W" = b ]; then run --suite probes-mfner --k 1; run --suite probes-mfner --k 5; fi
 # The paper's claims at base size (suite base: mpnet-base, bf16, embeddings frozen). 1. T17 -> T15, the
 # fair target, seed by seed so that a grid cut short leaves whole seeds to pair; 1 shot, then 5 shots.
 ROWS=(--method "MFNER fast" --method ProtoNet --method WPZ --method SpanNER --method "BERT+CRF transfer" --method BERT+CRF)

@@ -325,3 +325,63 @@ def test_label_vectors_per_step_with_nothing_to_train_in_the_encoder(tiny_model_
     )
     report = method.fit_report()
     assert report["optimizer_steps"] == -(-report["train_episodes"] // 4) >= 1
+
+
+def test_model_and_config_agree_on_the_similarity_default():
+    import inspect
+
+    from mfner.method import MFNERConfig
+    from mfner.model import MFNERModel
+
+    assert inspect.signature(MFNERModel).parameters["similarity"].default == MFNERConfig().similarity
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_encoder_dropout_reaches_the_encoder_while_meta_training(tiny_model_dir, registered, dropout):
+    """MFNER's model does not hold the encoder as a submodule, so ``model.train()`` alone never reached it."""
+    source = synthetic_domain("syn-dropout", 16, 11, text_tells=True, noisy_half=False)
+    train = sample_episodes(source, 1, 0, None, "train").materialize(source)
+    method = MFNER(
+        RunContext(encoder=str(tiny_model_dir), progress=False), passes=1, min_steps=0, encoder_dropout=dropout
+    )
+    seen: set[bool] = set()
+    for module in method.encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.register_forward_hook(lambda m, _i, _o: seen.add(m.training))
+    method.fit([SourceTask(source, train)])
+    assert seen == {dropout}
+    assert not method.encoder.training  # prediction runs without dropout either way
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    from fewshot_ner.trainer import TrainerConfig, lr_factor
+
+    total = 50
+    factors = [lr_factor(s, total, "linear") for s in range(total)]
+    warmup = 5  # 10% of 50
+    assert factors[:warmup] == [(s + 1) / warmup for s in range(warmup)]
+    assert factors[warmup - 1] == 1.0 and all(a > b for a, b in zip(factors[warmup - 1 : -1], factors[warmup:], strict=True))
+    assert factors[-1] == pytest.approx(1 / (total - warmup + 1))
+    assert all(lr_factor(s, total, "constant") == 1.0 for s in range(total))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainerConfig(schedule="cosine")
+
+
+def test_label_vector_cls_is_the_first_position_and_the_anchor_mix_reaches_the_head(tiny_model_dir):
+    from fewshot_ner.encoder import WordEncoder
+
+    method = MFNER(RunContext(encoder=str(tiny_model_dir), progress=False), label_vector="cls", prototype_weight=1.0)
+    assert method.model.tapnet.prototype_weight == 1.0
+    method.model.eval()
+    labels = ("O", "B-PER", "I-PER")
+    with torch.no_grad():
+        got = method.model.label_vectors(labels)  # (C, H)
+        enc: WordEncoder = method.encoder
+        names = [
+            Sentence(f"label:{x}", tuple(label_name(x).split()), ("O",) * len(label_name(x).split()), "")
+            for x in labels
+        ]
+        hidden = enc.model(**enc.tokenize(names, "text").inputs).last_hidden_state  # (C, S, H)
+    torch.testing.assert_close(got, hidden[:, 0])
+    with pytest.raises(ValueError, match="label_vector must be mean or cls"):
+        make_config(label_vector="sep")
