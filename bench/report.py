@@ -324,8 +324,11 @@ def including_suites(suite: Suite) -> list[Suite]:
 
 
 def write_reports(suite: Suite, results_dir: Path = RESULTS_DIR) -> list[Path]:
-    """The suite's report, then those of the suites including its rows; paths in that order."""
-    return [write_report(s, results_dir) for s in [suite, *including_suites(suite)]]
+    """The suite's report, then those of the suites including its rows, then the claims if it feeds them."""
+    from bench.claims import CLAIM_SUITES, write_claims
+
+    paths = [write_report(s, results_dir) for s in [suite, *including_suites(suite)]]
+    return paths + ([write_claims(results_dir)] if suite.name in CLAIM_SUITES else [])
 
 
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path | None = None) -> Path:

@@ -39,3 +39,12 @@ def test_a_suites_report_brings_the_reports_that_include_its_rows():
 
     assert {s.name for s in including_suites(SUITES.get("table3"))} == {"table6", "ablations", "base"}
     assert including_suites(SUITES.get("smoke")) == []
+
+
+def test_committed_claims_rebuild_unchanged(tmp_path):
+    from bench.claims import write_claims
+
+    path = write_claims(ROOT / "results", tmp_path)
+    assert path.read_text() == (ROOT / "reports" / "claims.md").read_text(), (
+        "reports/claims.md is stale: rebuild it with `bench report --suite claims`"
+    )

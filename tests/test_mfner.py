@@ -360,7 +360,9 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     factors = [lr_factor(s, total, "linear") for s in range(total)]
     warmup = 5  # 10% of 50
     assert factors[:warmup] == [(s + 1) / warmup for s in range(warmup)]
-    assert factors[warmup - 1] == 1.0 and all(a > b for a, b in zip(factors[warmup - 1 : -1], factors[warmup:], strict=True))
+    assert factors[warmup - 1] == 1.0 and all(
+        a > b for a, b in zip(factors[warmup - 1 : -1], factors[warmup:], strict=True)
+    )
     assert factors[-1] == pytest.approx(1 / (total - warmup + 1))
     assert all(lr_factor(s, total, "constant") == 1.0 for s in range(total))
     with pytest.raises(ValueError, match="schedule must be one of"):
