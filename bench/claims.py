@@ -13,16 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 from tabulate import tabulate
 
 from bench import paper
+from bench.paired import seed_interval
 from bench.records import RESULTS_DIR, load_records, reports_dir_for, write_text_atomic
 from fewshot_ner.datasets import short_name
 
-MIN_SEEDS = 3
 TARGETS = ("twitter2015", "twitter2017")  # the fairer yardstick first (T17's paper cells saw SNAP)
 
 
@@ -66,15 +64,6 @@ CLAIMS: tuple[tuple[str, str, str | None, tuple[int, ...]], ...] = (
     ("beyond the paper: MFNER ahead of BERT+CRF transfer", "MFNER", "BERT+CRF transfer", (1, 5)),
     ("MFNER's own F1 reaches the paper's", "MFNER", None, (1, 5)),
 )
-
-
-def seed_interval(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
-    """A t-interval for the mean of per-seed differences ``(S,)``; None with fewer than ``MIN_SEEDS`` seeds."""
-    n = len(diffs)
-    if n < MIN_SEEDS:
-        return None
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * diffs.std(ddof=1) / np.sqrt(n)
-    return float(diffs.mean() - half), float(diffs.mean() + half)
 
 
 def verdict(interval: tuple[float, float] | None, n: int, words: tuple[str, str] = ("holds", "reversed")) -> str:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.claims import MINILM, claim_line, seed_interval, verdict
+from bench.claims import MINILM, claim_line, verdict
+from bench.paired import seed_interval
 
 
 def test_seed_interval_is_the_t_interval_by_hand():
