@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -230,12 +231,17 @@ def cmd_image_text(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.report import write_reports
-    from bench.runner import RunOptions, run_suite
-    from bench.suites import SUITES
-    from fewshot_ner.datasets import check_image_text
+    from bench.suites import SUITES, check_selection
 
     suite = SUITES.get(args.suite)
+    if suite.kind == "fewshot":  # a mistyped selection fails in milliseconds, before torch is imported
+        sel = _selection(args)
+        check_selection(suite, sel["only_methods"], sel["shots"], sel["seeds"], sel["overrides"], args.episodes)
+
+    from bench.report import write_reports
+    from bench.runner import RunOptions, run_suite
+    from fewshot_ner.datasets import check_image_text
+
     results_dir = Path(args.results_dir) if args.results_dir else None
     if suite.kind == "kernels":
         from bench.kernels import run_kernels
@@ -552,8 +558,14 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    """A data warning as the user's line (``warning: ...``), not Python's source excerpt."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     if getattr(args, "quiet", False):
         _quiet_libraries()
     if threading.current_thread() is threading.main_thread():

@@ -31,7 +31,7 @@ from bench.records import (
     record_path,
     write_record,
 )
-from bench.suites import HARNESS_OPTIONS, Cell, Suite, with_options
+from bench.suites import HARNESS_OPTIONS, Cell, Suite, check_selection, no_match, with_options
 from fewshot_ner.datasets import (
     DEFAULT_IMAGE_TEXT,
     Domain,
@@ -241,27 +241,12 @@ def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple
     return by_name[target], sources
 
 
-def _no_match(option: str, given: object, choices: object) -> ValueError:
-    return ValueError(f"{option} {given} matches nothing in this suite; choices: {choices}")
-
-
 def _check_selection(suite: Suite, opts: RunOptions, targets: tuple[str, ...]) -> None:
     """Every selection option must match something: a typo fails naming the option and the choices."""
-    labels = {s.label for s in suite.methods} | {s.method for s in suite.methods}
-    for m in opts.only_methods:
-        if m not in labels and not any(m == with_options(s, opts.overrides).label for s in suite.methods):
-            raise _no_match("--method", repr(m), ", ".join(sorted(labels)))
+    check_selection(suite, opts.only_methods, opts.shots, opts.seeds, opts.overrides, opts.eval_episodes)
     for t in opts.only_targets:
         if t not in targets:
-            raise _no_match("--target", repr(t), ", ".join(targets) or "none loadable")
-    for k in opts.shots or ():
-        if k not in suite.shots:
-            raise _no_match("--k", k, ", ".join(map(str, suite.shots)))
-    for s in opts.seeds or ():
-        if s not in suite.seeds:
-            raise _no_match("--seeds", s, ", ".join(map(str, suite.seeds)))
-    if opts.eval_episodes is not None and opts.eval_episodes < 1:
-        raise ValueError(f"--episodes must be at least 1, got {opts.eval_episodes}")
+            raise no_match("--target", repr(t), ", ".join(targets) or "none loadable")
 
 
 def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Cell, Path]], list[tuple[Cell, Path]]]:
@@ -425,7 +410,7 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         return written + run_on_dask(todo, suite, opts, write, opts.before_cell)
     expected = cell_seconds([p for _, p in todo], opts.results_dir)
     bar = tqdm(
-        total=round(sum(expected)),
+        total=sum(round(s) for s in expected),  # the sum of what each cell adds, so the bar ends at its total
         desc=f"suite {suite.name}: {len(todo)} cell(s), ETA from the finished cells' medians",
         disable=not opts.progress,
         unit="s",

@@ -37,6 +37,34 @@ def with_options(spec: MethodSpec, overrides: dict[str, Any]) -> MethodSpec:
     return MethodSpec(f"{spec.label}[{tag}]" if tag else spec.label, spec.method, {**spec.options, **overrides})
 
 
+def no_match(option: str, given: object, choices: object) -> ValueError:
+    return ValueError(f"{option} {given} matches nothing in this suite; choices: {choices}")
+
+
+def check_selection(
+    suite: Suite,
+    methods: tuple[str, ...] = (),
+    shots: tuple[int, ...] | None = None,
+    seeds: tuple[int, ...] | None = None,
+    overrides: dict[str, Any] | None = None,
+    episodes: int | None = None,
+) -> None:
+    """The selection options that need no data (``--method``, ``--k``, ``--seeds``, ``--episodes``) must match
+    the suite: a typo fails here, naming the option and the choices, before torch or the data load."""
+    labels = {s.label for s in suite.methods} | {s.method for s in suite.methods}
+    for m in methods:
+        if m not in labels and not any(m == with_options(s, overrides or {}).label for s in suite.methods):
+            raise no_match("--method", repr(m), ", ".join(sorted(labels)))
+    for k in shots or ():
+        if k not in suite.shots:
+            raise no_match("--k", k, ", ".join(map(str, suite.shots)))
+    for s in seeds or ():
+        if s not in suite.seeds:
+            raise no_match("--seeds", s, ", ".join(map(str, suite.seeds)))
+    if episodes is not None and episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
+
+
 @dataclass(frozen=True)
 class Cell:
     """One unit of work and one result record: a method on a target domain, K shots, a seed."""
