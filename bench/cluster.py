@@ -68,8 +68,13 @@ def run_on_dask(
     opts: Any,
     write: Callable[[Cell, Path, dict, list[dict], dict], Path],
     before: Callable[[Cell], None] | None = None,
+    done: Callable[[Cell, Path], bool] | None = None,
 ) -> list[Path]:
-    """Run ``todo`` on the cluster ``opts.scheduler`` (or a local one of ``opts.jobs`` workers); write as they finish."""
+    """Run ``todo`` on the cluster ``opts.scheduler`` (or a local one of ``opts.jobs`` workers); write as they finish.
+
+    ``done(cell, path)``: whether the cell's record exists now; asked again once its claim is held (another
+    worker may have written it between the listing and the claim), as the serial runner does.
+    """
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -91,6 +96,9 @@ def run_on_dask(
         for cell, path in todo:
             if not stack.enter_context(claimed(path)):
                 opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
+                continue
+            if done is not None and done(cell, path):  # another worker finished it since the listing
+                written.append(path)
                 continue
             future = client.submit(cell_task, cell, suite, worker_opts, 1, specs, before, pure=False)
             futures[future] = (cell, path)

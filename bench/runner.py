@@ -407,7 +407,11 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         def write(cell: Cell, path: Path, record: dict, traces: list[dict], env: dict) -> Path:
             return write_cell(cell, path, record, traces, meta | {"env": env, "worker": "dask"})
 
-        return written + run_on_dask(todo, suite, opts, write, opts.before_cell)
+        def finished(cell: Cell, path: Path) -> bool:
+            sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
+            return _is_done(path, sources, opts) and not opts.force
+
+        return written + run_on_dask(todo, suite, opts, write, opts.before_cell, finished)
     expected = cell_seconds([p for _, p in todo], opts.results_dir)
     bar = tqdm(
         total=sum(round(s) for s in expected),  # the sum of what each cell adds, so the bar ends at its total

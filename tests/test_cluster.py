@@ -57,3 +57,23 @@ def test_dask_records_equal_a_serial_run_and_survive_a_lost_worker(suite, tiny_m
     record = json.loads(written[0].read_text())
     assert record["worker"] == "dask" and record["env"]["torch_threads"] == 1
     assert not list((tmp_path / "dask").rglob("*.lock"))  # every claim released
+
+
+def test_dask_skips_a_cell_finished_between_listing_and_claim(suite, tiny_model_dir, tmp_path, monkeypatch):
+    """A record another worker wrote after the listing is not rerun and overwritten (the serial runner's check)."""
+    import bench.runner as runner
+
+    one = replace(suite, seeds=(0,))
+    serial = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False)
+    (path, *_others) = run_suite(one, serial)
+    stamp = path.stat().st_mtime_ns
+    real_select = runner._select
+
+    def stale_listing(s, o):  # as if listed before the other worker wrote its records: all of them todo
+        domains, todo, done = real_select(s, o)
+        return domains, todo + done, []
+
+    monkeypatch.setattr(runner, "_select", stale_listing)
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, backend="dask", jobs=1)
+    written = run_suite(one, opts)
+    assert path in written and path.stat().st_mtime_ns == stamp  # found done once claimed: not rerun
