@@ -576,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"bench: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a folder without write permission: one line, not a traceback
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

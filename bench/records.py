@@ -128,6 +128,10 @@ def read_record(path: Path, on_corrupt: Callable[[str], None] | None = None) -> 
         return record
     except (OSError, ValueError) as err:
         aside = path.with_name(path.name + ".corrupt")
+        n = 0
+        while aside.exists():  # an earlier corruption's copy is kept, not overwritten
+            n += 1
+            aside = path.with_name(f"{path.name}.corrupt.{n}")
         try:
             path.replace(aside)
         except OSError:
@@ -199,7 +203,10 @@ def _holds(holder: dict[str, Any]) -> bool:
     """A claim holds while its process lives; one from another host can't be checked, so it holds
     until ``CLAIM_TTL`` has passed (a machine that went away must not block the cell for ever)."""
     if holder.get("host") == socket.gethostname():
-        return _alive(int(holder.get("pid", -1)))
+        try:
+            return _alive(int(holder.get("pid", -1)))
+        except (TypeError, ValueError):  # a claim no process of ours wrote ({"pid": "abc"}): nobody holds it
+            return False
     try:
         since = dt.datetime.fromisoformat(holder["since"])
     except (KeyError, TypeError, ValueError):
@@ -234,8 +241,12 @@ def claimed(path: Path) -> Iterator[bool]:
             yield False
             return
     else:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(me))
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me))
+        except OSError as err:  # a full disk: leave no empty claim behind that would make the next run skip
+            lock.unlink(missing_ok=True)
+            raise OSError(f"can't write the claim {lock}: {err.strerror or err}") from None
     try:
         yield True
     finally:

@@ -251,12 +251,17 @@ def _load(name: str, folder: Path, check_hash: bool, image_text: str = DEFAULT_I
 def available_domains(
     names: list[str], snap_dir: str | Path | None = None, image_text: str = DEFAULT_IMAGE_TEXT
 ) -> tuple[list[Domain], dict[str, str]]:
-    """Load what can be loaded; return the domains and ``{name: why not}`` for the rest."""
+    """Load what can be loaded; return the domains and ``{name: why not}`` for the rest.
+
+    SNAP given as a folder (``snap_dir``) that does not load is an error, not a skip: the user asked for it.
+    """
     loaded, skipped = [], {}
     for name in names:
         try:
             loaded.append(load_domain(name, snap_dir, image_text=image_text))
         except DatasetUnavailable as err:
+            if name == "snap" and snap_dir is not None:
+                raise ValueError(f"--snap-dir {snap_dir}: {err}") from None
             skipped[name] = str(err)
     return loaded, skipped
 

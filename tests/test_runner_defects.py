@@ -228,3 +228,57 @@ def test_cell_seconds_come_from_the_finished_peers(tmp_path):
         (folder / f"twitter2017-k1-s{seed}.json").write_text(json.dumps({"wall_s": wall}))
     todo = [folder / "twitter2017-k1-s2.json", folder / "twitter2015-k1-s0.json"]
     assert cell_seconds(todo, tmp_path) == [200.0, 200.0]  # the median; a cell with no peer takes the others'
+
+
+# The newcomer issue's faults: a claim with a pid that is no number, a second corruption, a full disk.
+def test_a_claim_whose_pid_is_no_number_is_taken_over(tmp_path):
+    import socket
+
+    record = tmp_path / "cell.json"
+    record.with_suffix(".lock").write_text(json.dumps({"pid": "abc", "host": socket.gethostname()}))
+    with claimed(record) as mine:
+        assert mine  # no process of ours wrote it: taken over, not an abort of the whole run
+
+
+def test_a_second_corruption_keeps_the_first_copy(tmp_path):
+    from bench.records import read_record
+
+    record = tmp_path / "cell.json"
+    for text in ("first", "second"):
+        record.write_text(text)
+        assert read_record(record) is None
+    assert (tmp_path / "cell.json.corrupt").read_text() == "first"
+    assert (tmp_path / "cell.json.corrupt.1").read_text() == "second"
+
+
+def test_a_claim_that_cannot_be_written_leaves_no_empty_lock(tmp_path, monkeypatch):
+    import errno
+
+    record = tmp_path / "cell.json"
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, fd: int) -> None:
+            self.f = real_fdopen(fd, "w")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, _text: str) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(fd))
+    with pytest.raises(OSError, match="can't write the claim .*No space left on device"):
+        with claimed(record):
+            pass
+    assert not record.with_suffix(".lock").exists()  # the next run does not skip the cell
+
+
+def test_a_snap_folder_that_does_not_load_is_an_error_not_a_skip(tmp_path, capsys):
+    empty = tmp_path / "snap"
+    empty.mkdir()
+    assert main(["run", "--suite", "table3", "--method", "lookup", "--snap-dir", str(empty), "--dry-run"]) == 2
+    assert f"--snap-dir {empty}" in capsys.readouterr().err
