@@ -81,7 +81,18 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
     order = ["K", "method"] + [c for t in targets for c in (short_name(t), f"{short_name(t)} paper")]
     order += [avg_name, "Avg paper"]  # columns in this order whichever row comes first
     table = table[[c for c in order if c in table.columns]]
-    return table.sort_values(["K", "method"], kind="stable").fillna("-")  # "-": the paper has no such row
+    # Rows in the suite's declared order (the paper's, for its tables), the rows it includes first; a row's
+    # variants (another encoder, image text, precision) right after it, by label.
+    declared = [label for _, label in suite.include] + [m.label for m in suite.methods]
+    row_of = rows.drop_duplicates("label").set_index("label")["row"] if "row" in rows else pd.Series(dtype=object)
+    rank = {}
+    for label in table["method"]:
+        row = row_of.get(label)
+        row = row if isinstance(row, str) else label.partition("@")[0].partition(" [")[0]
+        rank[label] = declared.index(row) if row in declared else len(declared)
+    table = table.assign(_rank=table["method"].map(rank))
+    table = table.sort_values(["K", "_rank", "method"], kind="stable").drop(columns="_rank")
+    return table.fillna("-")  # "-": the paper has no such row
 
 
 def _median_s(values: pd.Series | None) -> str:
@@ -323,6 +334,22 @@ def including_suites(suite: Suite) -> list[Suite]:
     return [other for _, other in SUITES.items() if any(name == suite.name for name, _ in other.include)]
 
 
+CSV_COLUMNS = (
+    "label", "row", "method", "encoder", "precision", "image_text", "target", "k", "seed",
+    "f1", "n_episodes", "episodes_sha256", "wall_s", "fit_s", "peak_rss_mb", "threads",
+)  # fmt: skip
+
+
+def cells_csv(rows: pd.DataFrame) -> str:
+    """Every record of a report as one CSV line (its row, run axes, cell, F1 and cost): the results as data,
+    for pandas or a spreadsheet; ``reports/<suite>.csv`` beside the markdown."""
+    if rows.empty:
+        return ",".join(CSV_COLUMNS) + "\n"
+    table = rows.reindex(columns=list(CSV_COLUMNS)).sort_values(["label", "target", "k", "seed"], kind="stable")
+    table = table.assign(f1=table.f1.round(4), precision=table.precision.fillna("fp32"))  # older records: fp32
+    return table.to_csv(index=False, lineterminator="\n")
+
+
 def write_reports(suite: Suite, results_dir: Path = RESULTS_DIR) -> list[Path]:
     """The suite's report, then those of the suites including its rows, then the claims if it feeds them."""
     from bench.claims import CLAIM_SUITES, write_claims
@@ -349,6 +376,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         reports_dir / "figures" / f"table-{suite.name}.png",
     )
     figure_md = f"\n![{suite.name}](figures/{figure.name})\n" if figure else ""
+    write_text_atomic(path.with_suffix(".csv"), cells_csv(rows))
     write_text_atomic(
         path,
         f"# Suite `{suite.name}`\n\n{suite.description}\n\n"

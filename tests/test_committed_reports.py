@@ -29,6 +29,8 @@ def test_committed_report_rebuilds_unchanged(name, tmp_path):
     assert path.read_text() == (ROOT / "reports" / f"{name}.md").read_text(), (
         f"reports/{name}.md is stale: rebuild it with `bench report --suite {name}`"
     )
+    if suite.kind != "kernels":
+        assert path.with_suffix(".csv").read_text() == (ROOT / "reports" / f"{name}.csv").read_text()
 
 
 def test_a_suites_report_brings_the_reports_that_include_its_rows():
