@@ -187,24 +187,30 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
     return (
         f"\n## Paired differences against {ref}\n\n"
         f"Per seed, {ref}'s F1 minus the variant's on the same test episodes (same episode file); mean ± std over "
-        f"the seeds both ran, the seeds where {ref} is ahead, and a 95% interval from a paired bootstrap over "
-        f"episodes (resampled within each seed). 'paper': the same difference of the paper's means. An interval "
-        f"that holds 0 means these runs can't tell the two apart.\n\n" + _differences(table, notes)
+        f"the seeds both ran, the seeds where {ref} is ahead, and {TWO_INTERVALS}. 'paper': the same difference "
+        f"of the paper's means. An interval over seeds that holds 0 means these runs can't tell the two apart.\n\n"
+        + _differences(table, notes)
     )
 
+
+TWO_INTERVALS = (
+    "two 95% intervals: over seeds (a t-interval of the per-seed differences; it counts the training seeds' "
+    "spread and the episode draw, and is the one to read; 'too few seeds' under 3) and over episodes only (a "
+    "paired bootstrap within each seed, narrower because it leaves the seeds' spread out)"
+)
 
 AXIS_SECTIONS = {
     "encoder": (
         "Encoders",
         "Per seed, the F1 of a row run with another encoder minus the same row's on the default encoder, on "
         "the same test episodes; mean ± std over the seeds both ran, the seeds where the other encoder is "
-        "ahead, and a 95% interval from a paired bootstrap over episodes.",
+        f"ahead, and {TWO_INTERVALS}.",
     ),
     "image_text": (
         "Image-text sources",
         "Per seed, the F1 of a row run with another image-text source minus the same row's on the default "
         "BLIP-2 captions, on the same test episodes; mean ± std over the seeds both ran, the seeds where the "
-        "other source is ahead, and a 95% interval from a paired bootstrap over episodes. `owl`: long image "
+        f"other source is ahead, and {TWO_INTERVALS}. `owl`: long image "
         "descriptions for a subset of the images (the rest empty); `pgim`: language-model-written contexts "
         "prompted with the tweet and its caption, not captions; `none`: no image text.",
     ),
@@ -212,8 +218,8 @@ AXIS_SECTIONS = {
         "Precision",
         "Per seed, the F1 of a row whose encoder ran in bfloat16 (autocast around the transformer, forward and "
         "backward; the CRF, losses, prototypes and optimizer state in float32) minus the same row's in float32, "
-        "on the same test episodes; mean ± std over the seeds both ran, the seeds where bf16 is ahead, and a 95% "
-        "interval from a paired bootstrap over episodes.",
+        f"on the same test episodes; mean ± std over the seeds both ran, the seeds where bf16 is ahead, and "
+        f"{TWO_INTERVALS}.",
     ),
 }
 
@@ -236,8 +242,9 @@ def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
     return (
         "\n## Declared pairs\n\n"
         "Per seed, row A's F1 minus row B's on the same test episodes (the suite declares each pair: one method "
-        "differing in one axis, or two methods a reader compares); mean ± std over the seeds both ran, the seeds where A is ahead, a 95% interval from a "
-        f"paired bootstrap over {RESAMPLED.get(suite.protocol, RESAMPLED['leave-one-out'])}, and the paper's "
+        "differing in one axis, or two methods a reader compares); mean ± std over the seeds both ran, the seeds where A is ahead, a 95% t-interval "
+        "over the per-seed differences ('too few seeds' under 3), a 95% paired bootstrap over "
+        f"{RESAMPLED.get(suite.protocol, RESAMPLED['leave-one-out'])} only, and the paper's "
         "difference of means where it has both rows.\n\n" + _differences(table, notes)
     )
 
