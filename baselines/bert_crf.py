@@ -87,7 +87,7 @@ def cached_words(features: LiveFeatures, sentences: list[Sentence], views: tuple
 
 @dataclass(frozen=True)
 class FineTuneConfig:
-    """Everything that decides a fine-tuning run; stored with every result (see the README for the probe)."""
+    """Everything that decides a fine-tuning run; stored with every result (see docs/methods.md for the probe)."""
 
     input: Input = "text+image"
     protocol: str = "support"  # support | transfer | fulldata

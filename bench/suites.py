@@ -142,17 +142,17 @@ SUITES.add(
     Suite(
         name="table3",
         description="Paper Table 3: every method, leave-one-out over T17/T15/SNAP, 1 and 5 shots, 5 seeds.",
-        methods=(
+        methods=(  # the paper's Table 3 order, then this project's rows: transfer, floors
+            MethodSpec("BERT+CRF", "bert-crf"),
+            MethodSpec("ITA", "ita"),
             MethodSpec("ProtoNet", "protonet"),
             MethodSpec("WPZ", "wpz"),
             MethodSpec("SpanNER", "spanner"),
-            MethodSpec("BERT+CRF", "bert-crf"),
-            MethodSpec("ITA", "ita"),
+            MethodSpec("MFNER", "mfner"),
             # steps 0: on the source-domain probe, 20 support steps after transfer moved F1 by -0.88
             # [-6.22, +4.32] (probes-finetune): no detectable help, at the cost of 200 adaptations a cell
             MethodSpec("BERT+CRF transfer", "bert-crf", {"protocol": "transfer", "steps": 0}),
             MethodSpec("ITA transfer", "ita", {"protocol": "transfer", "steps": 0}),
-            MethodSpec("MFNER", "mfner"),
             MethodSpec("lookup", "lookup"),
             MethodSpec("proto-frozen", "proto-frozen"),
         ),
@@ -400,7 +400,7 @@ SUITES.add(
 
 #: The base-size configuration, the same for every method that runs the encoder: bfloat16 autocast on the
 #: encoder, and the word embeddings frozen (every transformer layer trained). Chosen by the precision issue's
-#: paired F1 checks and one-process timings (README, Cost; reports/ablations.md, Precision).
+#: paired F1 checks and one-process timings (docs/cost.md; reports/ablations.md, Precision).
 BASE = {"precision": "bf16"}
 BASE_META = BASE | {"train_layers": "all"}
 BASE_MFNER = BASE | {"profile": "fast"}  # train_layers "all", support and query in one call, one label forward a step
@@ -415,16 +415,16 @@ SUITES.add(
             "MFNER's ablations (Tables 4 and 5) and Table 6, leave-one-out over T17/T15, paired as in those suites."
         ),
         methods=(
-            MethodSpec("MFNER fast", "mfner", BASE_MFNER),
+            MethodSpec("BERT+CRF", "bert-crf", BASE),  # the paper's order, then transfer and the ablations
             MethodSpec("ProtoNet", "protonet", BASE_META),
             MethodSpec("WPZ", "wpz", BASE_META),
             MethodSpec("SpanNER", "spanner", BASE_META),
+            MethodSpec("MFNER fast", "mfner", BASE_MFNER),
             MethodSpec(
                 "BERT+CRF transfer",
                 "bert-crf",
                 BASE | {"protocol": "transfer", "steps": 0, "transfer_train_layers": "all"},
             ),
-            MethodSpec("BERT+CRF", "bert-crf", BASE),
             MethodSpec("MFNER fast text only", "mfner", BASE_MFNER | {"input": "text"}),
             MethodSpec("MFNER fast fixed denoiser", "mfner", BASE_MFNER | {"denoiser": "fixed"}),
             MethodSpec("ProtoNet text+image", "protonet", BASE_META | {"input": "text+image"}),

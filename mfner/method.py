@@ -38,13 +38,13 @@ class MFNERConfig:
     min_steps: int = 200  # more whole passes until at least this many optimizer steps (see plan_passes)
     episodes_per_step: int = 4
     grad_clip_value: float = 5.0
-    sparse_embedding_grad: bool = False  # same sums in another order; ~25% faster fine-tuning on CPU (README)
+    sparse_embedding_grad: bool = False  # same sums in another order; ~25% faster fine-tuning on CPU (docs/cost.md)
     train_layers: TrainLayers = None  # the top N transformer layers; "all": every layer, embeddings frozen; None: all
     join_support_query: bool = False  # one encoder call per view for an episode's support and query
     label_vectors_per_step: bool = False  # one label-name forward per optimizer step, shared by its episodes
     input: Input = "text+image"  # "text": E_f = E_t, the paper's "without image text" ablation
     denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
-    similarity: str = "euclidean"  # dot in the reference code; see README (MFNER defaults)
+    similarity: str = "euclidean"  # dot in the reference code; see docs/methods.md (MFNER defaults)
     # The issue-31 probes (reports/probes-mfner.md); each default keeps the committed cells' arithmetic.
     encoder_dropout: bool = False  # the encoder's dropout while meta-training (the reference trains with it)
     schedule: str = "constant"  # constant | linear: 10% warm-up, then linear decay (the reference's)
