@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from bench.cell import cell_domains, run_cell
 from bench.records import claimed, environment
 from bench.suites import Cell, Suite
 
@@ -47,7 +48,6 @@ def cell_task(
     """
     import torch
 
-    from bench.runner import cell_domains, run_cell
     from fewshot_ner.datasets import DATASETS, available_domains
 
     for name, spec in specs.items():

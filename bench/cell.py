@@ -1,0 +1,206 @@
+"""One cell of a suite: its options, its domains, its run (fit on the sources, score the target's episodes).
+
+``bench.runner`` (the serial loop, checks and claims) and ``bench.cluster`` (a cell on a Dask worker)
+both run cells through ``run_cell`` here, so neither imports the other at run time.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench.methods import METHODS
+from bench.records import RESULTS_DIR, peak_rss_mb
+from bench.suites import HARNESS_OPTIONS, Cell, Suite
+from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, Domain, dev_split, image_text_name, split_part
+from fewshot_ner.encoder import DEFAULT_PRECISION, check_precision
+from fewshot_ner.episodes import EpisodeSet, cached_episodes
+from fewshot_ner.method import RunContext, SourceTask
+from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
+
+DEFAULT_ENCODER = "minilm"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path = RESULTS_DIR
+    device: str = "cpu"
+    encoder: str = DEFAULT_ENCODER
+    snap_dir: str | None = None
+    image_text: str = DEFAULT_IMAGE_TEXT  # a source of IMAGE_TEXT_SOURCES or a captions file's path
+    force: bool = False
+    only_methods: tuple[str, ...] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)  # method options replaced for this run (--set)
+    only_targets: tuple[str, ...] = ()
+    seeds: tuple[int, ...] | None = None
+    shots: tuple[int, ...] | None = None
+    eval_episodes: int | None = None
+    train_episodes: int | None = None  # source episodes per domain (None: the suite's)
+    quick: bool = False  # each method's quick_options on top of its options (a fixed small training budget)
+    progress: bool = True
+    command: list[str] | None = None
+    log: list[str] = field(default_factory=list)
+    say: Callable[[str], None] | None = None  # where log lines go as they happen (the CLI prints them)
+    backend: str = "local"  # local: cells in this process; dask: on a Dask cluster (bench/cluster.py)
+    scheduler: str | None = None  # a Dask scheduler address; None with dask: a local cluster of `jobs` workers
+    jobs: int = 2
+    before_cell: Callable[[Cell], None] | None = None  # runs on the worker before a dask cell (tests use it)
+
+    def note(self, line: str) -> None:
+        if line in self.log:
+            return
+        self.log.append(line)
+        if self.say is not None:
+            self.say(line)
+
+
+def row_label(
+    label: str, encoder: str, image_text: str = DEFAULT_IMAGE_TEXT, precision: str = DEFAULT_PRECISION
+) -> str:
+    """A table row's label: the suite's, tagged with the encoder, the image-text source and the precision
+    unless they are the defaults (``MFNER@mpnet-base``, ``MFNER [owl]``, ``MFNER [file:captions.txt]``,
+    ``MFNER fast@mpnet-base (bf16)``)."""
+    label = label if encoder == DEFAULT_ENCODER else f"{label}@{Path(encoder).name}"
+    label = label if image_text == DEFAULT_IMAGE_TEXT else f"{label} [{image_text_name(image_text)}]"
+    return label if precision == DEFAULT_PRECISION else f"{label} ({precision})"
+
+
+def cell_label(cell: Cell, opts: RunOptions) -> str:
+    """The row label of a cell's record: its suite row tagged with the run's encoder, image text, precision."""
+    return row_label(cell.spec.label, opts.encoder, opts.image_text, split_options(cell.spec.options)[1])
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A row's options as (the method's options, the precision); an unknown precision fails here."""
+    method_options = {k: v for k, v in options.items() if k not in HARNESS_OPTIONS}
+    return method_options, check_precision(options.get("precision", DEFAULT_PRECISION))
+
+
+def run_cell(
+    cell: Cell, suite: Suite, target: Domain, sources: list[Domain], opts: RunOptions
+) -> tuple[dict, list[dict]]:
+    """Fit the method on the sources, predict every test episode of the target, score it.
+
+    The method sees each test episode as a ``TestEpisode`` (query without gold tags); scoring
+    happens here. Returns the record and the method's per-token traces (if it traces) of the first
+    ``suite.trace_episodes`` test episodes, with the gold tag added by the harness.
+    """
+    t0 = time.perf_counter()
+    # fulldata: one "episode", the whole test split scored at once; no episode limit applies
+    limit = None if suite.protocol == "fulldata" else opts.eval_episodes or suite.eval_episodes
+    if suite.protocol == "fulldata":
+        test_set = EpisodeSet.whole(target)
+        episodes = test_set.materialize(target)
+        train_sets = {}
+    else:
+        test_set = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
+        episodes = test_set.materialize(target, limit)
+        train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
+    asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
+    seed_everything(cell.seed)
+    method_options, precision = split_options(cell.spec.options)
+    ctx = RunContext(
+        seed=cell.seed,
+        device=opts.device,
+        encoder=opts.encoder,
+        progress=opts.progress,
+        image_text=opts.image_text,
+        precision=precision,
+    )
+    cls = METHODS.get(cell.spec.method)
+    options = {**method_options, **(cls.quick_options() if opts.quick else {})}
+    method = cls(ctx, **options)
+    tasks = [
+        SourceTask(d, train_sets[d.name].materialize(d, opts.train_episodes or suite.train_episodes))
+        if d.name in train_sets
+        else SourceTask(d)
+        for d in sources
+    ]
+    method.fit(tasks)
+    fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    method.prepare(target)
+    f1s, lenient, predictions = [], [], []  # predictions: per episode, per query sentence, encode_tags of the tags
+    per_type: dict[str, list[int]] = {}  # strict [tp, predicted, gold] per entity type over the cell
+    desc = f"{cell.spec.label} {target.spec.short} {cell.k}-shot s{cell.seed}"
+    for ep in tqdm(episodes, desc=desc, disable=not opts.progress, unit="ep", leave=False):
+        pred = method.predict(ep.for_prediction())
+        gold = [s.tags for s in ep.query]
+        f1s.append(episode_f1(gold, pred))
+        lenient.append(episode_f1(gold, pred, lenient=True))
+        for etype, c in type_counts(gold, pred).items():
+            per_type[etype] = [a + b for a, b in zip(per_type.get(etype, [0, 0, 0]), c, strict=True)]
+        predictions.append([encode_tags(p, ep.labels) for p in pred])
+    predict_s = time.perf_counter() - t1
+    traces = []
+    for ep in episodes[: suite.trace_episodes]:
+        for row in method.trace(ep.for_prediction()):
+            gold = ep.query[row["sentence"]].tags[row["word"]]
+            traces.append({"episode": ep.index, "gold": gold} | row)
+    record = {
+        "suite": suite.name,
+        "label": cell_label(cell, opts),
+        "row": cell.spec.label,
+        "method": cell.spec.method,
+        "options": options,
+        "quick": opts.quick,
+        "config": method.config(),
+        "input": method.input,
+        "encoder": opts.encoder,
+        "precision": precision,
+        "image_text": opts.image_text,
+        "target": target.name,
+        "sources": [d.name for d in sources],
+        "k": cell.k,
+        "seed": cell.seed,
+        "n_episodes": len(f1s),
+        "n_episodes_asked": limit,
+        "max_episodes": suite.max_episodes,
+        "f1": mean_over_episodes(f1s),
+        "f1_per_episode": f1s,
+        "f1_lenient_per_episode": lenient,
+        "type_counts": per_type,
+        "predictions": predictions,
+        "episodes_sha256": test_set.sha256,
+        "train_episodes_sha256": {n: s.sha256 for n, s in train_sets.items()},
+        "train_episodes_used": {t.domain.name: len(t.episodes) for t in tasks},
+        "data_sha256": {d.name: d.data_hash for d in [target, *sources]},
+        "device": opts.device,
+        "fit_s": round(fit_s, 3),
+        "predict_s": round(predict_s, 3),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "fit_report": method.fit_report(),
+    }
+    if limit and asked < limit:
+        record["warning"] = f"{target.name} gives {asked} test episodes at K={cell.k}, fewer than the {limit} asked"
+    return record, traces
+
+
+def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple[Domain, list[Domain]]:
+    """The domain a cell is scored on and those it trains on: leave-one-out (every other domain of
+    the suite), or the probe protocol (the domain's train split -> its valid split)."""
+    if suite.protocol == "dev":
+        train, dev = dev_split(by_name[target])
+        return dev, [train]
+    if suite.protocol == "fulldata":  # supervised: the target's train split (and valid, to stop) -> its test split
+        domain = by_name[target]
+        return split_part(domain, "test", "test"), [split_part(domain, s, s) for s in ("train", "valid")]
+    sources = [d for name, d in by_name.items() if name != target]
+    if not sources:
+        raise ValueError(f"leave-one-out needs a source domain besides {target}")
+    return by_name[target], sources
