@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -65,11 +66,16 @@ def git_state() -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     changed = sorted(line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines())
-    return {
+    code = [f for f in changed if not f.startswith(OUTPUT_DIRS)]
+    state = {
         "commit": commit or None,
-        "dirty": any(not f.startswith(OUTPUT_DIRS) for f in changed) if commit else None,
+        "dirty": bool(code) if commit else None,
         "dirty_files": changed,  # what differed from the commit, by name
     }
+    if code:  # what differed, by content: the same hash means the same uncommitted code
+        diff = git("diff", "HEAD", "--", *code)
+        state["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()
+    return state
 
 
 def environment() -> dict[str, Any]:
@@ -292,6 +298,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                 )
             }
             | {"threads": env.get("torch_threads"), "platform": env.get("platform"), "path": str(path)}
+            | {"dirty": bool((rec.get("git") or {}).get("dirty"))}
             | {"fit_cached": bool((rec.get("fit_report") or {}).get("loaded_from_cache"))}
             | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )

@@ -357,6 +357,19 @@ def cells_csv(rows: pd.DataFrame) -> str:
     return table.to_csv(index=False, lineterminator="\n")
 
 
+def _dirty_note(rows: pd.DataFrame) -> str:
+    """A line naming the records run from a tree whose code differed from its commit (their records list the
+    changed paths and a hash of the difference), so a reader knows which cells no commit reproduces exactly."""
+    if rows.empty or "dirty" not in rows or not rows.dirty.any():
+        return ""
+    dirty = rows[rows.dirty]
+    labels = ", ".join(f"{label} ({n})" for label, n in dirty.groupby("label").size().items())
+    return (
+        f"{len(dirty)} of {len(rows)} records were run from a tree with uncommitted code changes (each record's "
+        f"`git.dirty_files` names them): {labels}.\n\n"
+    )
+
+
 def write_reports(suite: Suite, results_dir: Path = RESULTS_DIR) -> list[Path]:
     """The suite's report, then those of the suites including its rows, then the claims if it feeds them."""
     from bench.claims import CLAIM_SUITES, write_claims
@@ -393,6 +406,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"Comparing with the paper: Twitter-2017 is a filtered subset of SNAP, and the paper's T17 cells trained with SNAP "
         f"among the sources, so its T17 figures saw near-copies of the test tweets; its T15 figures are the fairer yardstick.\n\n"
         f"{body}\n\n"
+        + _dirty_note(rows)
         + (
             "One scoring per target and seed: its whole test split at once (seqeval over every sentence)"
             if suite.protocol == "fulldata"
