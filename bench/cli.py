@@ -256,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         **_selection(args),
         eval_episodes=args.episodes,
-        progress=not args.quiet,
+        progress=not args.quiet and sys.stderr.isatty(),  # a log file gets the plain per-cell lines, no bars
         command=["bench", *sys.argv[1:]],
         say=print,
         backend="dask" if (args.backend == "dask" or args.jobs or args.scheduler) else "local",
@@ -364,7 +364,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         snap_dir=args.snap_dir,
         image_text=check_image_text(args.image_text),
         **_selection(args),
-        progress=not args.quiet,
+        progress=not args.quiet and sys.stderr.isatty(),  # a log file gets the plain per-cell lines, no bars
         command=["bench", *sys.argv[1:]],
     )
     if args.results_dir:
