@@ -10,6 +10,7 @@ not run (no paired seeds).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tabulate import tabulate
 
 from bench import paper
 from bench.paired import seed_interval
+from bench.plots import forest_figure
 from bench.records import RESULTS_DIR, load_records, reports_dir_for, write_text_atomic
 from fewshot_ner.datasets import short_name
 
@@ -170,5 +172,23 @@ def write_claims(results_dir: Path = RESULTS_DIR, reports_dir: Path | None = Non
     table = claims_table(results_dir)
     body = tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
     path = reports_dir / "claims.md"
-    write_text_atomic(path, INTRO + body + "\n")
+    figure = claims_forest(table, reports_dir / "figures" / "forest-claims.png")
+    picture = f"\n![forest-claims](figures/{figure.name})\n" if figure else ""
+    write_text_atomic(path, INTRO + body + "\n" + picture)
     return path
+
+
+def claims_forest(table: pd.DataFrame, path: Path) -> Path | None:
+    """The forest plot of every difference claim that has seeds at some size (MFNER's own F1 left out)."""
+    lines = []
+    for row in table.to_dict("records"):
+        if row["claim"].startswith("MFNER's own F1"):
+            continue
+        for size in SIZES:
+            numbers = re.findall(r"[-+]?\d+\.\d+", row[size.name])
+            if not numbers:
+                continue
+            interval = f"[{numbers[1]}, {numbers[2]}]" if len(numbers) >= 3 else "too few seeds"
+            name = f"K={row['K']} {row['target']}: {row['claim']} [{size.name}]"
+            lines.append({"name": name, "mean": numbers[0], "interval": interval, "paper": row["paper"]})
+    return forest_figure(pd.DataFrame(lines), "The paper's claims: ours (seeds) beside the paper's difference", path)

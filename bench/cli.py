@@ -384,10 +384,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.suites import SUITES
 
     kwargs = {"results_dir": Path(args.results_dir)} if args.results_dir else {}
+    if args.format != "md":  # the records as data, to stdout; nothing is written
+        from bench.api import export
+
+        SUITES.get(args.suite)  # an unknown name fails naming the suites
+        sys.stdout.write(export(args.suite, args.format, **kwargs))
+        return 0
     if args.suite == "claims":  # not a suite: the paper's claims read from several suites' records
         from bench.claims import write_claims
+        from bench.records import RESULTS_DIR, reports_dir_for
+        from bench.report import write_index
 
         path = write_claims(**kwargs)
+        write_index(reports_dir_for(kwargs.get("results_dir", RESULTS_DIR)))
         print(path.read_text())
         print(f"report written to {path}")
         return 0
@@ -534,8 +543,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("report", help="write reports/<suite>.md from the suite's records")
-    p.add_argument("--suite", required=True, metavar="NAME")
+    p.add_argument("--suite", required=True, metavar="NAME", help="a suite, or claims (the paper's claims)")
     p.add_argument("--results-dir", metavar="DIR")
+    p.add_argument(
+        "--format",
+        choices=("md", "csv", "json"),
+        default="md",
+        help="md: write the report (default); csv, json: print one row per record to stdout (bench.api.results)",
+    )
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -303,3 +303,24 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
             | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )
     return pd.DataFrame(rows)
+
+
+#: The columns of the results as data: a record's row, run axes, cell, F1 and cost (``bench.api.results``,
+#: ``reports/<suite>.csv``, ``bench report --format csv|json``).
+TIDY_COLUMNS = (
+    "suite", "label", "row", "method", "encoder", "input", "image_text", "precision", "target", "k", "seed",
+    "f1", "n_episodes", "episodes_sha256", "wall_s", "fit_s", "peak_rss_mb", "threads",
+)  # fmt: skip
+
+
+def tidy(rows: pd.DataFrame, suite: str) -> pd.DataFrame:
+    """``load_records`` rows as one row per cell in ``TIDY_COLUMNS``, sorted; fields older records lack read
+    their defaults (precision fp32, the BLIP-2 captions, the row from the label)."""
+    if rows.empty:
+        return pd.DataFrame(columns=list(TIDY_COLUMNS))
+    table = rows.assign(suite=suite).reindex(columns=list(TIDY_COLUMNS))
+    table["precision"] = table["precision"].fillna("fp32")
+    table["image_text"] = table["image_text"].fillna("blip2")
+    table["row"] = table["row"].fillna(table["label"].str.partition("@")[0])
+    table["f1"] = table["f1"].round(4)
+    return table.sort_values(["label", "target", "k", "seed"], kind="stable").reset_index(drop=True)

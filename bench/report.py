@@ -12,9 +12,9 @@ from tabulate import tabulate
 from bench import paper
 from bench.breakdown import breakdown_table, scored_cells, type_table
 from bench.methods import METHODS
-from bench.paired import axis_table, declared_table, paired_table
-from bench.plots import table_figure
-from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, write_text_atomic
+from bench.paired import AXIS_COLUMN, axis_table, declared_table, paired_table
+from bench.plots import forest_figure, table_figure
+from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, tidy, write_text_atomic
 from bench.suites import Suite
 from bench.traces import suite_traces
 from fewshot_ner.datasets import short_name
@@ -177,7 +177,7 @@ def _differences(table: pd.DataFrame, notes: list[str]) -> str:
     return body + "".join(f"\n- {n}" for n in notes) + "\n"
 
 
-def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
+def _paired_section(suite: Suite, rows: pd.DataFrame, figures: Path) -> str:
     if suite.reference is None:
         return ""
     table, notes = paired_table(rows, suite.reference)
@@ -190,6 +190,13 @@ def _paired_section(suite: Suite, rows: pd.DataFrame) -> str:
         f"the seeds both ran, the seeds where {ref} is ahead, and {TWO_INTERVALS}. 'paper': the same difference "
         f"of the paper's means. An interval over seeds that holds 0 means these runs can't tell the two apart.\n\n"
         + _differences(table, notes)
+        + _forest(
+            table,
+            [f"K={r.K} {r.target}: {ref} − {r.variant}" for r in table.itertuples()],
+            f"{ref} − variant",
+            f"{suite.name}: {ref} − each variant, per target and K",
+            figures / f"forest-{suite.name}-reference.png",
+        )
     )
 
 
@@ -224,16 +231,35 @@ AXIS_SECTIONS = {
 }
 
 
-def _axis_section(rows: pd.DataFrame, axis: str) -> str:
+def _forest(table: pd.DataFrame, names: list[str], mean: str, title: str, path: Path) -> str:
+    """The forest plot of a paired table (its mean, its interval over seeds, the paper's difference), embedded."""
+    lines = pd.DataFrame(
+        {
+            "name": names,
+            "mean": list(table[mean]),
+            "interval": list(table["95% CI (seeds)"]),
+            "paper": list(table["paper"]) if "paper" in table else ["-"] * len(table),
+        }
+    )
+    figure = forest_figure(lines, title, path)
+    return f"\n![{path.stem}](figures/{path.name})\n" if figure else ""
+
+
+def _axis_section(rows: pd.DataFrame, axis: str, figures: Path, suite: str) -> str:
     """Rows run on another encoder or image-text source, each against its default twin."""
     table, notes = axis_table(rows, axis)
     if table.empty:
         return ""
     title, intro = AXIS_SECTIONS[axis]
-    return f"\n## {title}\n\n{intro}\n\n" + _differences(table, notes)
+    column = AXIS_COLUMN[axis]
+    names = [f"K={r['K']} {r['target']}: {r['row']} {r[column]}" for r in table.to_dict("records")]
+    forest = _forest(
+        table, names, f"{column} − default", f"{suite}: {title.lower()}", figures / f"forest-{suite}-{axis}.png"
+    )
+    return f"\n## {title}\n\n{intro}\n\n" + _differences(table, notes) + forest
 
 
-def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
+def _declared_section(suite: Suite, rows: pd.DataFrame, figures: Path) -> str:
     if not suite.pairs:
         return ""
     table, notes = declared_table(rows, suite.pairs)
@@ -245,7 +271,15 @@ def _declared_section(suite: Suite, rows: pd.DataFrame) -> str:
         "differing in one axis, or two methods a reader compares); mean ± std over the seeds both ran, the seeds where A is ahead, a 95% t-interval "
         "over the per-seed differences ('too few seeds' under 3), a 95% paired bootstrap over "
         f"{RESAMPLED.get(suite.protocol, RESAMPLED['leave-one-out'])} only, and the paper's "
-        "difference of means where it has both rows.\n\n" + _differences(table, notes)
+        "difference of means where it has both rows.\n\n"
+        + _differences(table, notes)
+        + _forest(
+            table,
+            [f"K={r['K']} {r['target']}: {r['A']} − {r['B']}" for r in table.to_dict("records")],
+            "A − B",
+            f"{suite.name}: declared pairs",
+            figures / f"forest-{suite.name}-pairs.png",
+        )
     )
 
 
@@ -341,22 +375,6 @@ def including_suites(suite: Suite) -> list[Suite]:
     return [other for _, other in SUITES.items() if any(name == suite.name for name, _ in other.include)]
 
 
-CSV_COLUMNS = (
-    "label", "row", "method", "encoder", "precision", "image_text", "target", "k", "seed",
-    "f1", "n_episodes", "episodes_sha256", "wall_s", "fit_s", "peak_rss_mb", "threads",
-)  # fmt: skip
-
-
-def cells_csv(rows: pd.DataFrame) -> str:
-    """Every record of a report as one CSV line (its row, run axes, cell, F1 and cost): the results as data,
-    for pandas or a spreadsheet; ``reports/<suite>.csv`` beside the markdown."""
-    if rows.empty:
-        return ",".join(CSV_COLUMNS) + "\n"
-    table = rows.reindex(columns=list(CSV_COLUMNS)).sort_values(["label", "target", "k", "seed"], kind="stable")
-    table = table.assign(f1=table.f1.round(4), precision=table.precision.fillna("fp32"))  # older records: fp32
-    return table.to_csv(index=False, lineterminator="\n")
-
-
 def _dirty_note(rows: pd.DataFrame) -> str:
     """A line naming the records run from a tree whose code differed from its commit (their records list the
     changed paths and a hash of the difference), so a reader knows which cells no commit reproduces exactly."""
@@ -375,7 +393,10 @@ def write_reports(suite: Suite, results_dir: Path = RESULTS_DIR) -> list[Path]:
     from bench.claims import CLAIM_SUITES, write_claims
 
     paths = [write_report(s, results_dir) for s in [suite, *including_suites(suite)]]
-    return paths + ([write_claims(results_dir)] if suite.name in CLAIM_SUITES else [])
+    if suite.name in CLAIM_SUITES:
+        paths.append(write_claims(results_dir))
+        write_index(reports_dir_for(results_dir))  # the front page shows the claims
+    return paths
 
 
 def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Path | None = None) -> Path:
@@ -389,14 +410,16 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         tabulate(table, headers="keys", tablefmt="github", showindex=False) if not table.empty else "(no results yet)"
     )
     n = len(rows)
-    paired = _paired_section(suite, rows) + _declared_section(suite, rows)
+    figures = reports_dir / "figures"
+    paired = _paired_section(suite, rows, figures) + _declared_section(suite, rows, figures)
     figure = table_figure(
         rows,
         f"{suite.name}: entity F1 per row, ours beside the paper's",
         reports_dir / "figures" / f"table-{suite.name}.png",
+        order=list(table["method"]) if not table.empty else None,
     )
     figure_md = f"\n![{suite.name}](figures/{figure.name})\n" if figure else ""
-    write_text_atomic(path.with_suffix(".csv"), cells_csv(rows))
+    write_text_atomic(path.with_suffix(".csv"), tidy(rows, suite.name).to_csv(index=False, lineterminator="\n"))
     write_text_atomic(
         path,
         f"# Suite `{suite.name}`\n\n{suite.description}\n\n"
@@ -418,9 +441,9 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         + figure_md
         + _published_section(suite, rows)
         + paired
-        + _axis_section(rows, "encoder")
-        + _axis_section(rows, "image_text")
-        + _axis_section(rows, "precision")
+        + _axis_section(rows, "encoder", figures, suite.name)
+        + _axis_section(rows, "image_text", figures, suite.name)
+        + _axis_section(rows, "precision", figures, suite.name)
         + _breakdown_section(suite, rows)
         + _cost_section(rows)
         + _method_sections(suite, rows, results_dir, reports_dir),
@@ -439,15 +462,38 @@ def write_index(reports_dir: Path) -> Path:
         "Built from the records under `results/`; never edited by hand. `tests/test_committed_reports.py` rebuilds",
         "each report and fails if the committed one differs. Every table uses seqeval's strict IOB2 entity F1, states",
         "n (the seeds that ran) per cell and its suite's episode cap (200 test episodes per target unless said).",
+        "Comparing with the paper: Twitter-2017 is a filtered subset of SNAP, and the paper's T17 cells trained with",
+        "SNAP among the sources, so its T17 figures saw near-copies of the test tweets; its T15 figures are the fairer",
+        "yardstick.",
         "",
-        "| report | what | rebuild |",
-        "|---|---|---|",
     ]
+    headline = reports_dir / "table3.md"
+    if headline.exists():  # the front page: Table 3 beside the paper's, then the claims and their verdicts
+        text = headline.read_text()
+        table = re.search(r"^\|   K \|.*?(?=\n\n)", text, re.S | re.M)
+        if table:
+            lines += ["## Table 3 (from [table3.md](table3.md))", "", table.group(0), ""]
+            if (reports_dir / "figures" / "table-table3.png").exists():
+                lines += ["![table3](figures/table-table3.png)", ""]
+    claims = reports_dir / "claims.md"
+    if claims.exists():
+        lines += [
+            "## The paper's claims (from [claims.md](claims.md))",
+            "",
+            "Each claim's verdict at MiniLM and at mpnet-base, from a 95% t-interval over seeds; the table and its",
+            "reading are in [claims.md](claims.md).",
+            "",
+        ]
+        if (reports_dir / "figures" / "forest-claims.png").exists():
+            lines += ["![claims](figures/forest-claims.png)", ""]
+    lines += ["## Every report", "", "| report | what | rebuild |", "|---|---|---|"]
     for path in sorted(reports_dir.glob("*.md")):
         if path.name == "README.md":
             continue
         what = SUITES.get(path.stem).description if path.stem in SUITES else ""
-        lines.append(f"| [{path.name}]({path.name}) | {what} | `bench report --suite {path.stem}` |")
+        what = what or ("the paper's claims and their verdicts" if path.stem == "claims" else "")
+        extra = f", [{path.stem}.csv]({path.stem}.csv)" if path.with_suffix(".csv").exists() else ""
+        lines.append(f"| [{path.name}]({path.name}){extra} | {what} | `bench report --suite {path.stem}` |")
     figures = sorted((reports_dir / "figures").glob("*.png"))
     if figures:
         lines += ["", "Figures (`figures/`), rebuilt with their suite's report:", ""]
