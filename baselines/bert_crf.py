@@ -159,6 +159,9 @@ class TagHead(nn.Module):
 class BertCRF(ConfiguredMethod):
     """BERT+CRF fine-tuned per episode on its support (protocol support) or on the source first (transfer)."""
 
+    #: Whose source training a subclass shares (its cache key names that class): NNShot trains as BERT+CRF.
+    transfer_owner: str | None = None
+
     def __init__(self, ctx: RunContext, **options: Any) -> None:
         super().__init__(ctx)
         self.cfg = self.check_options(options)
@@ -323,7 +326,7 @@ class BertCRF(ConfiguredMethod):
         for s in sentences:
             data.update(json.dumps([s.tokens, s.tags, s.image_text]).encode())
         parts = {
-            "method": type(self).__name__,
+            "method": self.transfer_owner or type(self).__name__,
             "config": dataclasses.asdict(self.cfg),
             "fit": self.fit_options(),
             "encoder": self.encoder.fingerprint,

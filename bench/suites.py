@@ -153,6 +153,9 @@ SUITES.add(
             # [-6.22, +4.32] (probes-finetune): no detectable help, at the cost of 200 adaptations a cell
             MethodSpec("BERT+CRF transfer", "bert-crf", {"protocol": "transfer", "steps": 0}),
             MethodSpec("ITA transfer", "ita", {"protocol": "transfer", "steps": 0}),
+            # beyond the paper: the simple few-shot methods built on supervised transfer (Yang and Katiyar 2020)
+            MethodSpec("NNShot", "nnshot"),
+            MethodSpec("StructShot", "structshot"),
             MethodSpec("lookup", "lookup"),
             MethodSpec("proto-frozen", "proto-frozen"),
         ),
@@ -166,6 +169,11 @@ SUITES.add(
             ("MFNER", "ProtoNet"),
             ("MFNER", "WPZ"),
             ("MFNER", "SpanNER"),
+            ("NNShot", "BERT+CRF transfer"),  # what nearest neighbours add to the source tagger
+            ("StructShot", "BERT+CRF transfer"),
+            ("StructShot", "NNShot"),  # what the abstract transitions are worth
+            ("MFNER", "NNShot"),
+            ("MFNER", "StructShot"),
         ),
     ),
 )
@@ -247,6 +255,13 @@ SUITES.add(
             MethodSpec("SpanNER threshold=0.2", "spanner", {"threshold": 0.2}),
             MethodSpec("SpanNER threshold=0.3", "spanner", {"threshold": 0.3}),
             MethodSpec("SpanNER threshold=0.7", "spanner", {"threshold": 0.7}),
+            # NNShot's distance and StructShot's temperature (squared distances of word vectors run to the
+            # hundreds: the softmax's temperature decides whether the transitions can outvote them)
+            MethodSpec("NNShot", "nnshot"),
+            MethodSpec("NNShot cosine", "nnshot", {"distance": "cosine"}),
+            MethodSpec("StructShot temperature=1", "structshot", {"temperature": 1.0}),
+            MethodSpec("StructShot temperature=10", "structshot", {"temperature": 10.0}),
+            MethodSpec("StructShot temperature=100", "structshot", {"temperature": 100.0}),
         ),
         domains=("twitter2015",),
         shots=(1,),
@@ -265,6 +280,10 @@ SUITES.add(
             ("SpanNER type_mix=0.5", "SpanNER threshold=0.3"),
             ("SpanNER threshold=0.3", "SpanNER threshold=0.2"),
             ("SpanNER type_mix=0.5", "SpanNER threshold=0.7"),
+            ("NNShot cosine", "NNShot"),
+            ("StructShot temperature=1", "NNShot"),
+            ("StructShot temperature=10", "NNShot"),
+            ("StructShot temperature=100", "NNShot"),
         ),
     ),
 )

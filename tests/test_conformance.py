@@ -29,6 +29,8 @@ TINY_OPTIONS: dict[str, dict] = {
     "spanner": {"passes": 1, "min_steps": 0},
     "bert-crf": {"steps": 2},
     "ita": {"steps": 2},
+    "nnshot": {"transfer_max_sentences": 32},
+    "structshot": {"transfer_max_sentences": 32},
 }
 
 WORDS = ["new", "in", "the", "game", "today", "with", "at", "and"]

@@ -1,0 +1,199 @@
+"""NNShot and StructShot (Yang and Katiyar, EMNLP 2020): a supervised tagger on the source, then nearest neighbours.
+
+Both train the encoder as a tagger on every labelled source sentence: the source training of
+``BERT+CRF transfer`` (the same configuration, so the same cached weights: the record's fit report
+names the cache file it loaded). At test time neither learns anything from the support:
+
+- ``nnshot``: each query word takes the tag of its nearest support word (``O`` included), by squared
+  Euclidean distance between the trained encoder's word vectors (the paper's; ``distance: cosine``
+  the alternative a probe may choose); an ``I-X`` that no ``B-X`` or ``I-X`` precedes is read as ``B-X``
+  (IOB2).
+- ``structshot``: NNShot's per-tag scores (the negative distance to the tag's nearest support word),
+  over a temperature and normalised by a softmax over the episode's tags, are the emissions of a
+  Viterbi decoding whose transitions are abstract: how often the source's tag sequences go O to O,
+  O to B, B or I to I of the same type, B or I to B of another type, and so on, each probability
+  shared evenly among the episode's tags of that kind (``abstract_transitions``); a transition the
+  source never makes (O to I) is impossible. Decoded with the project's CRF kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from baselines.bert_crf import CANONICAL_TYPES, BertCRF
+from fewshot_ner import crf
+from fewshot_ner.episodes import TestEpisode
+from fewshot_ner.labels import canonical_label, label_ids
+from fewshot_ner.method import METHODS, RunContext, SourceTask
+
+DISTANCES = ("euclidean", "cosine")
+IMPOSSIBLE = -1e4  # the log-probability of a transition the source never makes
+
+
+def nearest_tag_scores(
+    query: Tensor, support: Tensor, support_ids: Tensor, n_labels: int, distance: str = "euclidean"
+) -> Tensor:
+    """Per query word and tag, minus the distance to the tag's nearest support word ``(B, W, C)``.
+
+    ``query`` ``(B, W, H)``, ``support`` ``(N, H)`` with tag ids ``(N,)``; a tag without support
+    words scores ``-inf``. Squared Euclidean, or cosine distance (1 - cosine similarity).
+    """
+    if distance == "euclidean":
+        dist = torch.cdist(query, support.unsqueeze(0).expand(query.size(0), -1, -1)) ** 2  # (B, W, N)
+    elif distance == "cosine":
+        q = torch.nn.functional.normalize(query, dim=-1)
+        s = torch.nn.functional.normalize(support, dim=-1)
+        dist = 1.0 - q @ s.T  # (B, W, N)
+    else:
+        raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+    scores = torch.full((*query.shape[:2], n_labels), -math.inf, dtype=query.dtype)  # (B, W, C)
+    for c in support_ids.unique().tolist():
+        scores[..., c] = -dist[..., support_ids == c].min(dim=-1).values
+    return scores
+
+
+def repair_iob2(tags: Sequence[str]) -> list[str]:
+    """IOB2: an ``I-X`` whose previous tag is neither ``B-X`` nor ``I-X`` opens an entity (``B-X``)."""
+    out: list[str] = []
+    for tag in tags:
+        if tag.startswith("I-") and (not out or out[-1][2:] != tag[2:] or out[-1] == "O"):
+            tag = "B-" + tag[2:]
+        out.append(tag)
+    return out
+
+
+def _kind(tag: str) -> str:
+    return "O" if tag == "O" else tag[0]
+
+
+def transition_kind(prev: str, nxt: str) -> str:
+    """The abstract kind of a transition: ``O>O``, ``O>B``, ``O>I``, ``B>O``, ``B>B=`` (same type),
+    ``B>B!`` (another), ``B>I=``, ``B>I!``, and the same from ``I``; ``S>`` from the sentence start."""
+    head = f"{_kind(prev)}>{_kind(nxt)}"
+    if prev == "O" or nxt == "O":
+        return head
+    return head + ("=" if prev[2:] == nxt[2:] else "!")
+
+
+def abstract_counts(sequences: Iterable[Sequence[str]]) -> Counter[str]:
+    """How often each abstract transition occurs in tag sequences, sentence starts as ``S>O``/``S>B``/``S>I``."""
+    counts: Counter[str] = Counter()
+    for tags in sequences:
+        if tags:
+            counts[f"S>{_kind(tags[0])}"] += 1
+        for prev, nxt in zip(tags, tags[1:], strict=False):
+            counts[transition_kind(prev, nxt)] += 1
+    return counts
+
+
+def abstract_transitions(counts: Counter[str], labels: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+    """Log-probabilities ``(C, C)`` of moving between the episode's labels, and ``(C,)`` of starting in each.
+
+    Each abstract kind's probability (its count over the counts from the same kind of tag) is shared
+    evenly among the labels it leads to here; a kind never seen is ``IMPOSSIBLE``.
+    """
+
+    def log_share(kind: str, origin: str, targets: list[str]) -> float:
+        total = sum(v for k, v in counts.items() if k.startswith(origin + ">"))
+        p = counts.get(kind, 0) / total if total else 0.0
+        return math.log(p / len(targets)) if p > 0 else IMPOSSIBLE
+
+    n = len(labels)
+    transitions = torch.empty(n, n)
+    for i, prev in enumerate(labels):
+        kinds = [transition_kind(prev, nxt) for nxt in labels]
+        for j, kind in enumerate(kinds):
+            transitions[i, j] = log_share(
+                kind, _kind(prev), [t for t, k in zip(labels, kinds, strict=True) if k == kind]
+            )
+    starts = [f"S>{_kind(lab)}" for lab in labels]
+    start = torch.tensor(
+        [log_share(k, "S", [t for t, kk in zip(labels, starts, strict=True) if kk == k]) for k in starts]
+    )
+    return transitions, start
+
+
+@METHODS.register("nnshot")
+class NNShot(BertCRF):
+    """NNShot (Yang and Katiyar 2020): the source-trained tagger's word vectors, each query word tagged as its nearest support word."""
+
+    #: The options NNShot adds to the source tagger's (``BertCRF``'s), with their defaults.
+    own_options: dict[str, Any] = {"distance": "euclidean"}
+    transfer_owner = "BertCRF"  # its source training is BERT+CRF transfer's: the same cache file
+
+    def __init__(self, ctx: RunContext, **options: Any) -> None:
+        own, _ = self.split_own(options)
+        self.own = {**self.own_options, **own}
+        super().__init__(ctx, **options)
+
+    @classmethod
+    def split_own(cls, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        own = {k: v for k, v in options.items() if k in cls.own_options}
+        return own, {k: v for k, v in options.items() if k not in cls.own_options}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]):  # type: ignore[override]
+        own, tagger = cls.split_own(options)
+        own = {**cls.own_options, **own}
+        if own["distance"] not in DISTANCES:
+            raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {own['distance']!r}")
+        if float(own.get("temperature", 1.0)) <= 0:
+            raise ValueError(f"temperature must be > 0, got {own['temperature']}")
+        cfg = super().check_options({"protocol": "transfer", "steps": 0} | tagger)
+        if cfg.protocol != "transfer" or cfg.steps:
+            raise ValueError(f"{cls.__name__} trains on the source only: protocol transfer, steps 0")
+        return cfg
+
+    def config(self) -> dict[str, Any]:
+        return super().config() | self.own
+
+    def fit(self, sources: list[SourceTask]) -> None:
+        super().fit(sources)
+        self.source_tags = [
+            tuple(canonical_label(t) for t in s.tags) for task in sources for s in task.domain.sentences
+        ]
+
+    @torch.no_grad()
+    def scores(self, episode: TestEpisode) -> tuple[Tensor, Tensor]:
+        """NNShot's tag scores of the query ``(Bq, W, C)`` and its word mask ``(Bq, W)``."""
+        self.encoder.eval()
+        view = self.predict_view()
+        support = self.features(list(episode.support), view)
+        query = self.features(list(episode.query), view)
+        ids = torch.tensor([i for s in episode.support for i in label_ids(s.tags, episode.labels)])
+        vectors = support.vectors[support.mask]  # (N, H): the support's real words, in order
+        scores = nearest_tag_scores(query.vectors, vectors, ids, len(episode.labels), self.own["distance"])
+        return scores, query.mask
+
+    def predict(self, episode: TestEpisode) -> list[list[str]]:
+        scores, _ = self.scores(episode)
+        best = scores.argmax(-1)  # (Bq, W)
+        return [
+            repair_iob2([episode.labels[j] for j in best[b, : len(s.tokens)].tolist()])
+            for b, s in enumerate(episode.query)
+        ]
+
+
+@METHODS.register("structshot")
+class StructShot(NNShot):
+    """StructShot (Yang and Katiyar 2020): NNShot's scores as emissions, abstract source transitions, Viterbi."""
+
+    own_options: dict[str, Any] = {"distance": "euclidean", "temperature": 1.0}
+
+    def predict(self, episode: TestEpisode) -> list[list[str]]:
+        scores, mask = self.scores(episode)
+        emissions = torch.log_softmax(scores / float(self.own["temperature"]), dim=-1)  # (Bq, W, C)
+        emissions = emissions.nan_to_num(neginf=IMPOSSIBLE)  # a tag without support words
+        canon = tuple(canonical_label(lab) for lab in episode.labels)
+        transitions, start = abstract_transitions(abstract_counts(self.source_tags), canon)
+        paths, _ = crf.viterbi(emissions, mask, transitions, start, torch.zeros(len(canon)))
+        return [[episode.labels[j] for j in paths[b, : len(s.tokens)].tolist()] for b, s in enumerate(episode.query)]
+
+
+__all__ = ["CANONICAL_TYPES", "NNShot", "StructShot", "abstract_counts", "abstract_transitions", "nearest_tag_scores"]
