@@ -35,4 +35,9 @@ for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2015 --k 5 
 # 4. T15 -> T17 (824 source episodes: about 2.7x a T17 -> T15 cell), 1 shot then 5 shots.
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 1 --seeds $s; done
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 5 --seeds $s; done
+# The few-shot peers built on supervised transfer (NNShot, StructShot): their distance and temperature on the
+# source domain first (probes), then table3 at MiniLM (they share BERT+CRF transfer's cached source tagger).
+run --suite probes --method NNShot --method "NNShot cosine" --method "StructShot temperature=1" \
+  --method "StructShot temperature=10" --method "StructShot temperature=100"
+for s in 0 1 2 3 4; do run --suite table3 --method NNShot --method StructShot --seeds $s; done
 echo "== $(date -u +%FT%TZ) done"
