@@ -140,13 +140,21 @@ def episode_file(domain: Domain, k: int, seed: int, max_episodes: int | None, pu
 def cached_episodes(
     domain: Domain, k: int, seed: int, max_episodes: int | None = 200, purpose: str = "test"
 ) -> EpisodeSet:
-    """Episodes from the on-disk JSON if present, else sampled and written there."""
+    """Episodes from the on-disk JSON if present, else sampled and written there; once per process (an
+    ``EpisodeSet`` is immutable, and its file's name holds everything that decides it)."""
     path = episode_file(domain, k, seed, max_episodes, purpose)
+    if path in _LOADED:
+        return _LOADED[path]
     if path.is_file():
-        return EpisodeSet.load(path)
-    episodes = sample_episodes(domain, k, seed, max_episodes, purpose)
-    episodes.save(path)
+        episodes = EpisodeSet.load(path)
+    else:
+        episodes = sample_episodes(domain, k, seed, max_episodes, purpose)
+        episodes.save(path)
+    _LOADED[path] = episodes
     return episodes
+
+
+_LOADED: dict[Path, EpisodeSet] = {}  # episode file -> its episodes, loaded once per process
 
 
 @dataclass(frozen=True)

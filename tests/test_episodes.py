@@ -84,3 +84,23 @@ def test_too_small_domain_is_a_clear_error(t17):
 
 def test_labels_are_o_then_bio_per_type():
     assert bio_labels(("PER", "LOC")) == ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+
+
+def test_a_cell_loads_each_episode_file_once(suite, tiny_model_dir, tmp_path, monkeypatch):
+    """The runner's checks, the cell and the report's rescoring share one load per episode file."""
+    from dataclasses import replace
+
+    from bench.report import write_report
+    from bench.runner import RunOptions, run_suite
+    from fewshot_ner import episodes as module
+
+    monkeypatch.setattr(module, "_LOADED", {})
+    loads: list[str] = []
+    real_load, real_sample = module.EpisodeSet.load, module.sample_episodes
+    monkeypatch.setattr(module.EpisodeSet, "load", classmethod(lambda cls, p: loads.append(str(p)) or real_load(p)))
+    monkeypatch.setattr(module, "sample_episodes", lambda *a, **k: loads.append("sampled") or real_sample(*a, **k))
+    one = replace(suite, seeds=(0,))
+    opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, only_targets=("mini17",))
+    run_suite(one, opts)
+    write_report(one, tmp_path)
+    assert len(loads) == 2  # the target's test episodes and the one source's training episodes, once each
