@@ -51,6 +51,11 @@ def table_figure(rows: pd.DataFrame, title: str, path: Path, order: list[str] | 
                 ax.set_xlabel("entity F1 (strict IOB2)")
     axes[0][-1].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    """Lay out, write atomically as PNG at ``DPI``, close; the figure's path."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")
@@ -86,8 +91,4 @@ def forest_figure(lines: pd.DataFrame, title: str, path: Path) -> Path | None:
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(title, fontsize=11)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
