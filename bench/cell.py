@@ -21,12 +21,10 @@ from bench.methods import METHODS
 from bench.records import RESULTS_DIR, peak_rss_mb
 from bench.suites import HARNESS_OPTIONS, Cell, Suite
 from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, Domain, dev_split, image_text_name, split_part
-from fewshot_ner.encoder import DEFAULT_PRECISION, check_precision
+from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, check_precision
 from fewshot_ner.episodes import EpisodeSet, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
-
-DEFAULT_ENCODER = "minilm"
 
 
 def seed_everything(seed: int) -> None:

@@ -20,6 +20,7 @@ from scipy import stats
 from bench import paper
 from bench.breakdown import micro_f1, sentence_counts
 from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, image_text_name, short_name
+from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION
 
 N_BOOT = 4000
 BOOT_SEED = 0
@@ -150,9 +151,6 @@ def _compare(first: pd.DataFrame, second: pd.DataFrame, n_boot: int) -> tuple[di
     }
     return summary, notes
 
-
-DEFAULT_ENCODER = "minilm"
-DEFAULT_PRECISION = "fp32"
 
 #: The run axes a record carries besides its suite row, each with its default value, and its name in tables.
 AXES = {"encoder": DEFAULT_ENCODER, "image_text": DEFAULT_IMAGE_TEXT, "precision": DEFAULT_PRECISION}

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fewshot_ner.defaults import DEFAULT_ENCODER
 from fewshot_ner.registry import Registry
 
 
@@ -96,7 +97,7 @@ class Suite:
     # dev: a domain's train split -> episodes of its valid split (probes); fulldata: supervised, a domain's
     # train split (valid to pick the epoch) -> its whole test split, K = 0
     protocol: Literal["leave-one-out", "dev", "fulldata"] = "leave-one-out"
-    encoder: str = "minilm"  # the encoder a run uses unless --encoder names another
+    encoder: str = DEFAULT_ENCODER  # the encoder a run uses unless --encoder names another
 
     def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
         for spec in self.methods:

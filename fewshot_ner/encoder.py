@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from fewshot_ner.data import QuerySentence, Sentence
+from fewshot_ner.defaults import DEFAULT_ENCODER, DEFAULT_PRECISION
 from fewshot_ner.paths import cache_dir
 from fewshot_ner.registry import Registry
 
@@ -38,7 +39,6 @@ VIEWS: tuple[View, ...] = ("text", "text+image")
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
-DEFAULT_PRECISION: Precision = "fp32"
 
 
 def check_precision(value: object) -> Precision:
@@ -101,7 +101,7 @@ def _mpnet_base() -> str:
 
 #: Named encoders: name -> function giving a local folder. Anything else is a path or model name.
 ENCODERS: Registry = Registry("encoder")
-ENCODERS.add("minilm", _bundled_minilm)
+ENCODERS.add(DEFAULT_ENCODER, _bundled_minilm)
 ENCODERS.add("mpnet-base", _mpnet_base)
 
 
@@ -211,7 +211,7 @@ class WordEncoder(nn.Module):
 
     def __init__(
         self,
-        name_or_path: str = "minilm",
+        name_or_path: str = DEFAULT_ENCODER,
         max_length: int = 256,
         image_view: bool = True,
         precision: Precision = DEFAULT_PRECISION,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 
 from fewshot_ner.datasets import Domain
-from fewshot_ner.encoder import DEFAULT_PRECISION, Precision, WordEncoder
+from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, Precision, WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.registry import Registry
 
@@ -40,7 +40,7 @@ class RunContext:
 
     seed: int = 0
     device: str = "cpu"
-    encoder: str = "minilm"
+    encoder: str = DEFAULT_ENCODER
     progress: bool = True
     image_text: str = "blip2"  # the run's image-text source; "none": the text+image view is the text view
     precision: Precision = DEFAULT_PRECISION  # the encoder's arithmetic (fewshot_ner.encoder: fp32 | bf16)

@@ -282,3 +282,15 @@ def test_a_snap_folder_that_does_not_load_is_an_error_not_a_skip(tmp_path, capsy
     empty.mkdir()
     assert main(["run", "--suite", "table3", "--method", "lookup", "--snap-dir", str(empty), "--dry-run"]) == 2
     assert f"--snap-dir {empty}" in capsys.readouterr().err
+
+
+def test_a_mistyped_selection_fails_before_torch_is_imported():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bench.cli import main; "
+        "rc = main(['run', '--suite', 'table3', '--method', 'nosuch']); print(rc, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "False"] and "matches nothing" in out.stderr
