@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from fewshot_ner.data import QuerySentence, Sentence
 from fewshot_ner.defaults import DEFAULT_ENCODER, DEFAULT_PRECISION
 from fewshot_ner.paths import cache_dir
-from fewshot_ner.registry import Registry
+from fewshot_ner.registry import Registry, check_choice
 
 View = Literal["text", "text+image"]
 VIEWS: tuple[View, ...] = ("text", "text+image")
@@ -43,9 +43,7 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 
 def check_precision(value: object) -> Precision:
     """``value`` if it names a precision, else a ``ValueError`` that lists them."""
-    if value not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
-    return value  # type: ignore[return-value]
+    return check_choice("precision", value, PRECISIONS)  # type: ignore[return-value]
 
 
 def _bundled_minilm() -> str:

@@ -14,7 +14,7 @@ import torch
 from fewshot_ner.datasets import Domain
 from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, Precision, WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
-from fewshot_ner.registry import Registry
+from fewshot_ner.registry import Registry, check_choice
 
 #: What a method reads for each tweet: its words, or its words followed by the image text.
 #: The same option name (``input``) in every method that reads word vectors.
@@ -23,9 +23,7 @@ INPUTS: tuple[str, ...] = ("text", "text+image")
 
 
 def check_input(value: str) -> Input:
-    if value not in INPUTS:
-        raise ValueError(f"input must be one of {', '.join(INPUTS)}, got {value!r}")
-    return value  # type: ignore[return-value]
+    return check_choice("input", value, INPUTS)  # type: ignore[return-value]
 
 
 def derived_seed(*parts: object) -> int:
