@@ -235,13 +235,12 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
 
         return written + run_on_dask(todo, suite, opts, write, opts.before_cell, finished)
     expected = cell_seconds([p for _, p in todo], opts.results_dir)
-    bar = tqdm(
-        total=sum(round(s) for s in expected),  # the sum of what each cell adds, so the bar ends at its total
-        desc=f"suite {suite.name}: {len(todo)} cell(s), ETA from the finished cells' medians",
-        disable=not opts.progress,
-        unit="s",
-    )
+    # One bar in cells; its ETA is the expected seconds of the cells left (medians of finished peers, here or
+    # committed), not tqdm's rate, which a grid of cells from seconds to an hour would make meaningless.
+    bar = tqdm(total=len(todo), desc=f"suite {suite.name}", disable=not opts.progress, unit="cell")
+    left = sum(expected)
     for (cell, path), seconds in zip(todo, expected, strict=True):
+        bar.set_postfix_str(f"~{_duration(left)} left")
         with claimed(path) as mine:
             if not mine:
                 opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
@@ -251,9 +250,17 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
                     written.append(path)
                 else:
                     written.append(_run_and_write(cell, suite, path, by_name, opts, meta))
-        bar.update(round(seconds))
+        left -= seconds
+        bar.update()
     bar.close()
     return written
+
+
+def _duration(seconds: float) -> str:
+    """``12 s``, ``7 min``, ``3.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def cell_seconds(paths: list[Path], results_dir: Path) -> list[float]:

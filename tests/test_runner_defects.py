@@ -294,3 +294,9 @@ def test_a_mistyped_selection_fails_before_torch_is_imported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["2", "False"] and "matches nothing" in out.stderr
+
+
+def test_the_suite_bar_says_the_time_left_in_readable_units():
+    from bench.runner import _duration
+
+    assert [_duration(s) for s in (12, 420, 12_600)] == ["12 s", "7 min", "3.5 h"]
