@@ -54,7 +54,7 @@ from torch import Tensor, nn
 
 from fewshot_ner import crf
 from fewshot_ner.data import Sentence
-from fewshot_ner.encoder import TrainLayers, check_train_layers
+from fewshot_ner.encoder import DEFAULT_PRECISION, TrainLayers, check_train_layers
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
@@ -218,12 +218,9 @@ class BertCRF(ConfiguredMethod):
         """``n_steps`` Adam steps on batches drawn without replacement (reshuffled when used up); with ``after``,
         it is called after every ``every`` steps with the encoder in eval mode (one optimizer throughout)."""
         groups = [{"params": list(head.parameters()), "lr": lrs[1]}]
-        trained = self.encoder.top_parameters(train_layers) if lrs[0] > 0 else []
+        trained = self.encoder.trainable(train_layers, lrs[0] > 0)
         if trained:
             groups.append({"params": trained, "lr": lrs[0]})
-        keep = {id(p) for p in trained}
-        for p in self.encoder.parameters():
-            p.requires_grad_(id(p) in keep)
         opt = torch.optim.Adam(groups)
         params = [p for g in groups for p in g["params"]]
         order: list[int] = []
@@ -337,7 +334,7 @@ class BertCRF(ConfiguredMethod):
             "device": str(self.ctx.torch_device),
             "threads": torch.get_num_threads(),
         }
-        if self.encoder.precision != "fp32":  # fp32 keeps the keys its cached weights have
+        if self.encoder.precision != DEFAULT_PRECISION:  # fp32 keeps the keys its cached weights have
             parts["precision"] = self.encoder.precision
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

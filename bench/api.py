@@ -8,7 +8,6 @@ api.run("ci", precision="bf16", results_dir="scratch")   # what `bench run --sui
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,7 @@ def export(suite: str, fmt: str, results_dir: str | Path = RESULTS_DIR) -> str:
     """``results`` as CSV or JSON (records) text: what ``bench report --format csv|json`` prints."""
     table = results(suite, results_dir)
     if fmt == "csv":
-        buffer = io.StringIO()
-        table.to_csv(buffer, index=False, lineterminator="\n")
-        return buffer.getvalue()
+        return table.to_csv(index=False, lineterminator="\n")
     if fmt == "json":
         return table.to_json(orient="records", indent=1)
     raise ValueError(f"format must be csv or json, got {fmt!r}")

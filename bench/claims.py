@@ -10,7 +10,6 @@ not run (no paired seeds).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tabulate import tabulate
 
 from bench import paper
 from bench.paired import seed_interval
-from bench.plots import forest_figure
+from bench.plots import forest_figure, numbers_in
 from bench.records import RESULTS_DIR, load_records, reports_dir_for, write_text_atomic
 from fewshot_ner.datasets import short_name
 
@@ -185,10 +184,10 @@ def claims_forest(table: pd.DataFrame, path: Path) -> Path | None:
         if row["claim"].startswith("MFNER's own F1"):
             continue
         for size in SIZES:
-            numbers = re.findall(r"[-+]?\d+\.\d+", row[size.name])
+            numbers = numbers_in(row[size.name])  # mean, then the interval's ends if there is one
             if not numbers:
                 continue
-            interval = f"[{numbers[1]}, {numbers[2]}]" if len(numbers) >= 3 else "too few seeds"
+            interval = f"[{numbers[1]:+.2f}, {numbers[2]:+.2f}]" if len(numbers) >= 3 else "too few seeds"
             name = f"K={row['K']} {row['target']}: {row['claim']} [{size.name}]"
-            lines.append({"name": name, "mean": numbers[0], "interval": interval, "paper": row["paper"]})
+            lines.append({"name": name, "mean": f"{numbers[0]:+.2f}", "interval": interval, "paper": row["paper"]})
     return forest_figure(pd.DataFrame(lines), "The paper's claims: ours (seeds) beside the paper's difference", path)

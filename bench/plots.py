@@ -63,7 +63,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _numbers(text: str) -> list[float]:
+def numbers_in(text: str) -> list[float]:
     """The signed numbers in a table cell ("+1.23 ± 0.45", "[-0.10, +2.00]"); none in "-" or "too few seeds"."""
     return [float(x) for x in re.findall(r"[-+]?\d+\.\d+", str(text))]
 
@@ -74,9 +74,9 @@ def forest_figure(lines: pd.DataFrame, title: str, path: Path) -> Path | None:
     (text starting with the mean), ``interval`` ("[lo, hi]" or text without numbers) and ``paper``."""
     if lines.empty:
         return None
-    means = [(_numbers(m) or [np.nan])[0] for m in lines["mean"]]
-    intervals = [_numbers(i)[:2] if len(_numbers(i)) >= 2 else [np.nan, np.nan] for i in lines["interval"]]
-    papers = [(_numbers(p) or [np.nan])[0] for p in lines["paper"]]
+    means = [(numbers_in(m) or [np.nan])[0] for m in lines["mean"]]
+    intervals = [numbers_in(i)[:2] if len(numbers_in(i)) >= 2 else [np.nan, np.nan] for i in lines["interval"]]
+    papers = [(numbers_in(p) or [np.nan])[0] for p in lines["paper"]]
     y = np.arange(len(lines))[::-1]
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.8 + 0.26 * len(lines)))
     lo = np.array([i[0] for i in intervals])

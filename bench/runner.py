@@ -223,15 +223,18 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         opts.note(f"{len(done)} cell(s) already have results (use --force to redo)")
     written = [p for _, p in done]
     meta = provenance(opts.command)
+
+    def finished(cell: Cell, path: Path) -> bool:
+        """Whether the cell's record exists now, asked again once its claim is held (by this loop and by Dask):
+        another worker may have written it since the listing."""
+        sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
+        return _is_done(path, sources, opts) and not opts.force
+
     if opts.backend == "dask":
         from bench.cluster import run_on_dask
 
         def write(cell: Cell, path: Path, record: dict, traces: list[dict], env: dict) -> Path:
             return write_cell(cell, path, record, traces, meta | {"env": env, "worker": "dask"})
-
-        def finished(cell: Cell, path: Path) -> bool:
-            sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
-            return _is_done(path, sources, opts) and not opts.force
 
         return written + run_on_dask(todo, suite, opts, write, opts.before_cell, finished)
     expected = cell_seconds([p for _, p in todo], opts.results_dir)
@@ -245,8 +248,7 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
             if not mine:
                 opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
             else:
-                sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
-                if _is_done(path, sources, opts) and not opts.force:  # another worker finished it since the listing
+                if finished(cell, path):
                     written.append(path)
                 else:
                     written.append(_run_and_write(cell, suite, path, by_name, opts, meta))

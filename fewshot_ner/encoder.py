@@ -257,6 +257,15 @@ class WordEncoder(nn.Module):
             n_layers = len(layers)
         return [p for layer in layers[len(layers) - n_layers :] for p in layer.parameters()] if n_layers else []
 
+    def trainable(self, n_layers: TrainLayers, enabled: bool = True) -> list[nn.Parameter]:
+        """What a run fine-tunes: ``top_parameters(n_layers)`` (none unless ``enabled``), every other parameter
+        frozen (``requires_grad`` off), so the backward pass stops at the lowest trained layer."""
+        trained = self.top_parameters(n_layers) if enabled else []
+        keep = {id(p) for p in trained}
+        for p in self.parameters():
+            p.requires_grad_(id(p) in keep)
+        return trained
+
     def _clean(self, sentences: list[list[str]]) -> list[list[str]]:
         """Replace words that tokenize to nothing (a lone NBSP, say) with the unknown token."""
         enc = self.tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)

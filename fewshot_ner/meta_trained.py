@@ -121,14 +121,9 @@ class MetaTrained(ConfiguredMethod):
         t0 = time.perf_counter()
         episodes = [ep for task in sources for ep in task.episodes[: self.cfg.max_train_episodes]]
         groups = [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr}]
-        trained = self.encoder.top_parameters(self.cfg.train_layers) if self.cfg.encoder_lr > 0 else []
+        trained = self.encoder.trainable(self.cfg.train_layers, self.cfg.encoder_lr > 0)
         if trained:
-            keep = {id(p) for p in trained}
-            for p in self.encoder.parameters():  # frozen below: the backward pass stops at the lowest trained layer
-                p.requires_grad_(id(p) in keep)
             groups.append({"params": trained, "lr": self.cfg.encoder_lr})
-        else:
-            self.encoder.requires_grad_(False)
         self.encoder.train(self.cfg.encoder_lr > 0 and self.cfg.encoder_dropout)
         self.head.train()
         report = train_episodic(

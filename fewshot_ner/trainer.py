@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fewshot_ner.episodes import Episode
+from fewshot_ner.registry import check_choice
 
 SCHEDULES = ("constant", "linear")
 WARMUP_SHARE = 0.1  # "linear": the first 10% of the steps warm up from 0, the rest decay linearly to 0
@@ -35,8 +36,7 @@ class TrainerConfig:
     schedule: str = "constant"  # constant | linear (warm-up, then linear decay, as the L-TapNet+CDT reference)
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        check_choice("schedule", self.schedule, SCHEDULES)
 
 
 def lr_factor(step: int, total: int, schedule: str) -> float:

@@ -149,17 +149,12 @@ class MFNER(ConfiguredMethod):
             {"params": list(m.denoiser.parameters()), "lr": self.cfg.denoiser_lr},
             {"params": list(m.tapnet.parameters()), "lr": self.cfg.head_lr},
         ]
-        trained = self.encoder.top_parameters(self.cfg.train_layers)
-        if not self.cfg.frozen and self.cfg.encoder_lr > 0 and trained:
-            keep = {id(p) for p in trained}
-            for p in self.encoder.parameters():  # frozen below: the backward pass stops at the lowest trained layer
-                p.requires_grad_(id(p) in keep)
+        trained = self.encoder.trainable(self.cfg.train_layers, not self.cfg.frozen and self.cfg.encoder_lr > 0)
+        if trained:
             groups.append({"params": trained, "lr": self.cfg.encoder_lr})
             # Dense, each backward zero-fills and adds a (vocab, H) gradient (MiniLM: 30522 x 384) for
             # every encoder call; sparse, the rows touched are kept until one densify per step.
             self.encoder.model.get_input_embeddings().sparse = self.cfg.sparse_embedding_grad
-        else:
-            self.encoder.requires_grad_(False)
         return groups
 
     def fit(self, sources: list[SourceTask]) -> None:
