@@ -290,7 +290,7 @@ class BertCRF(ConfiguredMethod):
             for s in task.domain.sentences
         ][: self.cfg.transfer_max_sentences]
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "transfer"))
-        self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
+        self.source_head = self.new_source_head(len(labels), generator)
         path = cache_dir() / "transfer" / f"{self.transfer_key(sentences)}.pt"
         if path.is_file():
             saved = torch.load(path, map_location=self.ctx.torch_device, weights_only=True)
@@ -316,6 +316,10 @@ class BertCRF(ConfiguredMethod):
         }
         with atomic_path(path) as tmp:  # a worker reading the cache sees the whole file or none
             torch.save(saved, tmp)
+
+    def new_source_head(self, n_tags: int, generator: torch.Generator) -> nn.Module:
+        """The head source training fits beside the encoder (a tag layer and CRF; CONTaiNER: Gaussian heads)."""
+        return TagHead(self.encoder.hidden_size, n_tags, generator).to(self.ctx.torch_device)
 
     def transfer_key(self, sentences: list[Sentence]) -> str:
         """What decides the weights that source training ends with, hashed: the cache file's name."""

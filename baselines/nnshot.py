@@ -52,7 +52,13 @@ def nearest_tag_scores(
         dist = 1.0 - q @ s.T  # (B, W, N)
     else:
         raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
-    scores = torch.full((*query.shape[:2], n_labels), -math.inf, dtype=query.dtype)  # (B, W, C)
+    return nearest_by_tag(dist, support_ids, n_labels)
+
+
+def nearest_by_tag(dist: Tensor, support_ids: Tensor, n_labels: int) -> Tensor:
+    """Minus each tag's smallest distance ``(B, W, C)`` from distances ``(B, W, N)`` to support words of tag ids
+    ``(N,)``; a tag without support words scores ``-inf``."""
+    scores = torch.full((*dist.shape[:2], n_labels), -math.inf, dtype=dist.dtype)  # (B, W, C)
     for c in support_ids.unique().tolist():
         scores[..., c] = -dist[..., support_ids == c].min(dim=-1).values
     return scores
@@ -92,11 +98,15 @@ def abstract_counts(sequences: Iterable[Sequence[str]]) -> Counter[str]:
     return counts
 
 
-def abstract_transitions(counts: Counter[str], labels: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+def abstract_transitions(
+    counts: Counter[str], labels: tuple[str, ...], power: float | None = None
+) -> tuple[Tensor, Tensor]:
     """Log-probabilities ``(C, C)`` of moving between the episode's labels, and ``(C,)`` of starting in each.
 
     Each abstract kind's probability (its count over the counts from the same kind of tag) is shared
-    evenly among the labels it leads to here; a kind never seen is ``IMPOSSIBLE``.
+    evenly among the labels it leads to here; a kind never seen is ``IMPOSSIBLE``. With ``power``
+    (CONTaiNER's ``temp_trans``), each row's probabilities are raised to it and normalised again
+    (``power`` < 1 flattens them towards uniform; what is impossible stays all but so).
     """
 
     def log_share(kind: str, origin: str, targets: list[str]) -> float:
@@ -116,6 +126,8 @@ def abstract_transitions(counts: Counter[str], labels: tuple[str, ...]) -> tuple
     start = torch.tensor(
         [log_share(k, "S", [t for t, kk in zip(labels, starts, strict=True) if kk == k]) for k in starts]
     )
+    if power is not None:  # p ** power / sum(p ** power), row by row, in log space
+        transitions, start = torch.log_softmax(power * transitions, -1), torch.log_softmax(power * start, -1)
     return transitions, start
 
 
@@ -125,7 +137,9 @@ class NNShot(BertCRF):
 
     #: The options NNShot adds to the source tagger's (``BertCRF``'s), with their defaults.
     own_options: dict[str, Any] = {"distance": "euclidean"}
-    transfer_owner = "BertCRF"  # its source training is BERT+CRF transfer's: the same cache file
+    #: The source tagger's options that this method fixes or defaults (``BertCRF``'s otherwise).
+    tagger_defaults: dict[str, Any] = {"protocol": "transfer", "steps": 0}
+    transfer_owner: str | None = "BertCRF"  # its source training is BERT+CRF transfer's: the same cache file
 
     def __init__(self, ctx: RunContext, **options: Any) -> None:
         own, _ = self.split_own(options)
@@ -140,15 +154,19 @@ class NNShot(BertCRF):
     @classmethod
     def check_options(cls, options: dict[str, Any]):  # type: ignore[override]
         own, tagger = cls.split_own(options)
-        own = {**cls.own_options, **own}
+        cls.check_own({**cls.own_options, **own})
+        cfg = super().check_options(cls.tagger_defaults | tagger)
+        if cfg.protocol != "transfer" or cfg.steps:
+            raise ValueError(f"{cls.__name__} trains on the source only: protocol transfer, steps 0")
+        return cfg
+
+    @classmethod
+    def check_own(cls, own: dict[str, Any]) -> None:
+        """A ``ValueError`` for an own option out of range."""
         if own["distance"] not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {own['distance']!r}")
         if float(own.get("temperature", 1.0)) <= 0:
             raise ValueError(f"temperature must be > 0, got {own['temperature']}")
-        cfg = super().check_options({"protocol": "transfer", "steps": 0} | tagger)
-        if cfg.protocol != "transfer" or cfg.steps:
-            raise ValueError(f"{cls.__name__} trains on the source only: protocol transfer, steps 0")
-        return cfg
 
     def config(self) -> dict[str, Any]:
         return super().config() | self.own
@@ -196,4 +214,12 @@ class StructShot(NNShot):
         return [[episode.labels[j] for j in paths[b, : len(s.tokens)].tolist()] for b, s in enumerate(episode.query)]
 
 
-__all__ = ["CANONICAL_TYPES", "NNShot", "StructShot", "abstract_counts", "abstract_transitions", "nearest_tag_scores"]
+__all__ = [
+    "CANONICAL_TYPES",
+    "NNShot",
+    "StructShot",
+    "abstract_counts",
+    "abstract_transitions",
+    "nearest_by_tag",
+    "nearest_tag_scores",
+]

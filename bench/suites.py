@@ -157,6 +157,7 @@ SUITES.add(
             # beyond the paper: the simple few-shot methods built on supervised transfer (Yang and Katiyar 2020)
             MethodSpec("NNShot", "nnshot"),
             MethodSpec("StructShot", "structshot"),
+            MethodSpec("CONTaiNER", "container"),  # Das et al. 2022: contrastive Gaussian embeddings, then NN
             MethodSpec("lookup", "lookup"),
             MethodSpec("proto-frozen", "proto-frozen"),
         ),
@@ -175,6 +176,9 @@ SUITES.add(
             ("StructShot", "NNShot"),  # what the abstract transitions are worth
             ("MFNER", "NNShot"),
             ("MFNER", "StructShot"),
+            ("CONTaiNER", "BERT+CRF transfer"),
+            ("CONTaiNER", "NNShot"),  # contrastive source training against the tagger's, both nearest neighbours
+            ("MFNER", "CONTaiNER"),
         ),
     ),
 )
@@ -265,6 +269,12 @@ SUITES.add(
             MethodSpec("StructShot temperature=1", "structshot", {"temperature": 1.0}),
             MethodSpec("StructShot temperature=10", "structshot", {"temperature": 10.0}),
             MethodSpec("StructShot temperature=100", "structshot", {"temperature": 100.0}),
+            # CONTaiNER's open choices, each against the authors' run script (support steps until the loss rises,
+            # nearest by unit hidden vectors, Viterbi at transition power 0.01); the rows share one source training
+            MethodSpec("CONTaiNER", "container"),
+            MethodSpec("CONTaiNER no support steps", "container", {"support_steps": 0}),
+            MethodSpec("CONTaiNER word by word", "container", {"transition_power": 0.0}),
+            MethodSpec("CONTaiNER gaussian", "container", {"decode": "gaussian"}),
         ),
         domains=("twitter2015",),
         shots=(1,),
@@ -287,6 +297,9 @@ SUITES.add(
             ("StructShot temperature=1", "NNShot"),
             ("StructShot temperature=10", "NNShot"),
             ("StructShot temperature=100", "NNShot"),
+            ("CONTaiNER no support steps", "CONTaiNER"),
+            ("CONTaiNER word by word", "CONTaiNER"),
+            ("CONTaiNER gaussian", "CONTaiNER"),
         ),
     ),
 )

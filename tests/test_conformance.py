@@ -31,6 +31,7 @@ TINY_OPTIONS: dict[str, dict] = {
     "ita": {"steps": 2},
     "nnshot": {"transfer_max_sentences": 32},
     "structshot": {"transfer_max_sentences": 32},
+    "container": {"transfer_max_sentences": 32, "support_steps": 3},
 }
 
 WORDS = ["new", "in", "the", "game", "today", "with", "at", "and"]
