@@ -20,8 +20,17 @@ for s in 0 1 2 3 4; do
   run --suite ablations --method "MFNER fast" --set precision=bf16 --target twitter2015 --k 1 --seeds $s
   if [ "$s" -le 2 ]; then run --suite base --method "MFNER fast" --target twitter2015 --k 1 --seeds $s; fi
 done
-# MFNER's choices on the source domain (probes-mfner: T15 train -> valid), worker b, while a starts the grid.
-if [ "$W" = b ]; then run --suite probes-mfner --k 1; run --suite probes-mfner --k 5; fi
+# MFNER's choices on the source domain (probes-mfner: T15 train -> valid), worker b, while a starts the grid;
+# between its 1-shot and 5-shot probes, the few-shot peers' choices (NNShot's distance, StructShot's temperature,
+# CONTaiNER's support steps, decoding and Viterbi: MiniLM, under an hour in all; they share cached source training).
+PEER_PROBES=(--method NNShot --method "NNShot cosine" --method "StructShot temperature=1"
+  --method "StructShot temperature=10" --method "StructShot temperature=100" --method CONTaiNER
+  --method "CONTaiNER no support steps" --method "CONTaiNER word by word" --method "CONTaiNER gaussian")
+if [ "$W" = b ]; then
+  run --suite probes-mfner --k 1
+  run --suite probes "${PEER_PROBES[@]}"
+  run --suite probes-mfner --k 5
+fi
 # The paper's claims at base size (suite base: mpnet-base, bf16, embeddings frozen). 1. T17 -> T15, the
 # fair target, seed by seed so that a grid cut short leaves whole seeds to pair; 1 shot, then 5 shots.
 ROWS=(--method "MFNER fast" --method ProtoNet --method WPZ --method SpanNER --method "BERT+CRF transfer" --method BERT+CRF)
@@ -35,9 +44,8 @@ for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2015 --k 5 
 # 4. T15 -> T17 (824 source episodes: about 2.7x a T17 -> T15 cell), 1 shot then 5 shots.
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 1 --seeds $s; done
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 5 --seeds $s; done
-# The few-shot peers built on supervised transfer (NNShot, StructShot): their distance and temperature on the
-# source domain first (probes), then table3 at MiniLM (they share BERT+CRF transfer's cached source tagger).
-run --suite probes --method NNShot --method "NNShot cosine" --method "StructShot temperature=1" \
-  --method "StructShot temperature=10" --method "StructShot temperature=100"
-for s in 0 1 2 3 4; do run --suite table3 --method NNShot --method StructShot --seeds $s; done
+# The few-shot peers (NNShot, StructShot share BERT+CRF transfer's cached source tagger; CONTaiNER trains its
+# own): their probes (above, or here if worker b has not run them), then table3 at MiniLM.
+run --suite probes "${PEER_PROBES[@]}"
+for s in 0 1 2 3 4; do run --suite table3 --method NNShot --method StructShot --method CONTaiNER --seeds $s; done
 echo "== $(date -u +%FT%TZ) done"
