@@ -134,10 +134,13 @@ class Container(NNShot):
 
     def fit_report(self) -> dict[str, Any]:
         """Source training's report, and what the support steps took over the episodes so far."""
+        report = dict(self._report)
+        if "mean_nll_last_100" in report:  # source training's step reports the tagger's key; here it is this loss
+            report["mean_loss_last_100"] = report.pop("mean_nll_last_100")
         steps = [n for n, _ in getattr(self, "_support", [])]
         if not steps:
-            return self._report
-        return self._report | {
+            return report
+        return report | {
             "support_steps_mean": round(sum(steps) / len(steps), 2),
             "support_steps_max": max(steps),
             "support_and_scoring_s": round(sum(t for _, t in self._support), 1),

@@ -1,7 +1,10 @@
-"""One cell of a suite: its options, its domains, its run (fit on the sources, score the target's episodes).
+"""One cell of a suite: its plan (everything decided before it runs) and its run (fit on the sources, score the
+target's episodes).
 
-``bench.runner`` (the serial loop, checks and claims) and ``bench.cluster`` (a cell on a Dask worker)
-both run cells through ``run_cell`` here, so neither imports the other at run time.
+``plan_cell`` decides once, per selected cell, its row label, record file, scored and source domains, method
+options, precision and episode limits: a ``CellPlan``. ``run_cell(plan, ...)`` runs one; the serial loop and
+``--dry-run`` (``bench.runner``), a Dask worker (``bench.cluster``) and ``bench check`` (``bench.check``) all take
+plans, so neither of them decides any of it again, and none imports another at run time.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.methods import METHODS
-from bench.records import RESULTS_DIR, peak_rss_mb
+from bench.records import RESULTS_DIR, peak_rss_mb, record_path
 from bench.suites import HARNESS_OPTIONS, Cell, Suite
 from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, Domain, dev_split, image_text_name, split_part
 from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, check_precision
@@ -51,6 +54,7 @@ class RunOptions:
     quick: bool = False  # each method's quick_options on top of its options (a fixed small training budget)
     progress: bool = True
     command: list[str] | None = None
+    include: tuple[str, ...] = ()  # plugin files or folders (--include): a Dask worker imports them too
     log: list[str] = field(default_factory=list)
     say: Callable[[str], None] | None = None  # where log lines go as they happen (the CLI prints them)
     backend: str = "local"  # local: cells in this process; dask: on a Dask cluster (bench/cluster.py)
@@ -88,18 +92,69 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return method_options, check_precision(options.get("precision", DEFAULT_PRECISION))
 
 
-def run_cell(
-    cell: Cell, suite: Suite, target: Domain, sources: list[Domain], opts: RunOptions
-) -> tuple[dict, list[dict]]:
-    """Fit the method on the sources, predict every test episode of the target, score it.
+@dataclass(frozen=True)
+class CellPlan:
+    """One selected cell with everything about it decided: what ``run_cell`` runs and what a record is filed as.
+
+    Domains are named, not held: a Dask worker loads them by name (``domains``), as the local loop looks them up.
+    """
+
+    cell: Cell
+    suite: Suite
+    label: str  # the record's row label: the suite's, tagged with a non-default encoder, image text, precision
+    path: Path  # the record file
+    sources: tuple[str, ...]  # the domains it trains on (leave-one-out, or the target's train split)
+    method_options: dict[str, Any]  # the row's options for the method (its quick_options on top under --quick)
+    precision: str
+    eval_limit: int | None  # score the first N test episodes (None: every one)
+    train_episodes: int | None  # source episodes per domain (None: all the suite gives)
+
+    def domains(self, by_name: dict[str, Domain]) -> tuple[Domain, list[Domain]]:
+        """The domain this cell is scored on and those it trains on, from the loaded domains."""
+        return cell_domains(self.suite, self.cell.target, by_name)
+
+    def context(self, opts: RunOptions) -> RunContext:
+        return RunContext(
+            seed=self.cell.seed,
+            device=opts.device,
+            encoder=opts.encoder,
+            progress=opts.progress,
+            image_text=opts.image_text,
+            precision=self.precision,
+        )
+
+
+def plan_cell(cell: Cell, suite: Suite, by_name: dict[str, Domain], opts: RunOptions) -> CellPlan:
+    """Decide everything about ``cell`` once: an unknown precision or method option fails here."""
+    method_options, precision = split_options(cell.spec.options)
+    cls = METHODS.get(cell.spec.method)
+    cls.check_options(method_options)  # a bad option fails before any fit
+    label = cell_label(cell, opts)
+    sources = tuple(d.name for d in cell_domains(suite, cell.target, by_name)[1])
+    return CellPlan(
+        cell=cell,
+        suite=suite,
+        label=label,
+        path=record_path(opts.results_dir, suite.name, label, cell.target, cell.k, cell.seed, list(sources)),
+        sources=sources,
+        method_options={**method_options, **(cls.quick_options() if opts.quick else {})},
+        precision=precision,
+        # fulldata: one "episode", the whole test split scored at once; no episode limit applies
+        eval_limit=None if suite.protocol == "fulldata" else opts.eval_episodes or suite.eval_episodes,
+        train_episodes=opts.train_episodes or suite.train_episodes,
+    )
+
+
+def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tuple[dict, list[dict]]:
+    """Fit the method on the plan's sources, predict every test episode of its target, score it.
 
     The method sees each test episode as a ``TestEpisode`` (query without gold tags); scoring
     happens here. Returns the record and the method's per-token traces (if it traces) of the first
     ``suite.trace_episodes`` test episodes, with the gold tag added by the harness.
     """
     t0 = time.perf_counter()
-    # fulldata: one "episode", the whole test split scored at once; no episode limit applies
-    limit = None if suite.protocol == "fulldata" else opts.eval_episodes or suite.eval_episodes
+    cell, suite, limit = plan.cell, plan.suite, plan.eval_limit
+    target, sources = plan.domains(by_name)
     if suite.protocol == "fulldata":
         test_set = EpisodeSet.whole(target)
         episodes = test_set.materialize(target)
@@ -110,22 +165,10 @@ def run_cell(
         train_sets = {d.name: cached_episodes(d, cell.k, cell.seed, None, "train") for d in sources}
     asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
     seed_everything(cell.seed)
-    method_options, precision = split_options(cell.spec.options)
-    ctx = RunContext(
-        seed=cell.seed,
-        device=opts.device,
-        encoder=opts.encoder,
-        progress=opts.progress,
-        image_text=opts.image_text,
-        precision=precision,
-    )
-    cls = METHODS.get(cell.spec.method)
-    options = {**method_options, **(cls.quick_options() if opts.quick else {})}
-    method = cls(ctx, **options)
+    options, precision = plan.method_options, plan.precision
+    method = METHODS.get(cell.spec.method)(plan.context(opts), **options)
     tasks = [
-        SourceTask(d, train_sets[d.name].materialize(d, opts.train_episodes or suite.train_episodes))
-        if d.name in train_sets
-        else SourceTask(d)
+        SourceTask(d, train_sets[d.name].materialize(d, plan.train_episodes)) if d.name in train_sets else SourceTask(d)
         for d in sources
     ]
     method.fit(tasks)
@@ -151,7 +194,7 @@ def run_cell(
             traces.append({"episode": ep.index, "gold": gold} | row)
     record = {
         "suite": suite.name,
-        "label": cell_label(cell, opts),
+        "label": plan.label,
         "row": cell.spec.label,
         "method": cell.spec.method,
         "options": options,

@@ -8,9 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.records import write_text_atomic
-from bench.runner import RunOptions, plan_suite, run_suite
+from bench.records import environment, provenance, write_text_atomic
+from bench.runner import RunOptions, check_device, run_cell, select, write_cell
 from bench.suites import Suite
+from fewshot_ner.encoder import check_encoder
 
 
 def compare_records(old: dict[str, Any], new: dict[str, Any], tolerance: float) -> tuple[str, float | None]:
@@ -19,6 +20,39 @@ def compare_records(old: dict[str, Any], new: dict[str, Any], tolerance: float) 
         return "other episodes", None
     worst = max((abs(a - b) for a, b in zip(old["f1_per_episode"], new["f1_per_episode"], strict=True)), default=0.0)
     return ("ok" if worst <= tolerance else "CHANGED"), worst
+
+
+def compare_with_reference(fresh_dir: Path, reference_dir: Path, suite: str) -> tuple[list[dict[str, Any]], str]:
+    """Each record of ``fresh_dir/suite`` against the record at the same place under ``reference_dir`` (the
+    quick cells committed from the maintainers' machine): a row per cell, and the one line a newcomer reads."""
+    rows = []
+    for path in sorted((fresh_dir / suite).glob("*/*.json")):
+        if path.name.endswith(".trace.json"):
+            continue
+        ref = reference_dir / path.relative_to(fresh_dir)
+        new = json.loads(path.read_text())
+        if not ref.exists():
+            rows.append({"cell": str(path.relative_to(fresh_dir)), "status": "no reference"})
+            continue
+        old = json.loads(ref.read_text())
+        status, worst = compare_records(old, new, 0.0)
+        threads = f"{old.get('env', {}).get('torch_threads')}/{new.get('env', {}).get('torch_threads')}"
+        rows.append(
+            {"cell": str(path.relative_to(fresh_dir)), "status": status, "max |episode delta|": worst, "threads": threads}
+        )
+    compared = [r for r in rows if r["status"] != "no reference"]
+    same = [r for r in compared if r["status"] == "ok"]
+    if not compared:
+        return rows, f"no reference cells to compare with ({reference_dir / suite})"
+    line = f"{len(same)} of {len(compared)} cells reproduce the reference to the last digit"
+    moved = [r for r in compared if r["status"] != "ok"]
+    if moved:
+        worst = max(moved, key=lambda r: r["max |episode delta|"] or 0.0)
+        line += (
+            f"; the largest per-episode difference is {worst['max |episode delta|']} F1 ({worst['cell']}, torch "
+            f"threads reference/here {worst['threads']}: another thread count or CPU sums in another order)"
+        )
+    return rows, line
 
 
 def adopt(fresh: Path, committed: Path) -> None:
@@ -43,39 +77,35 @@ def check_suite(
     committed record by the rerun's, which carries the current layout's fields (predictions), and a
     cell whose record has them already is not rerun (nothing to adopt; its row says so).
     """
-    committed = [r for r in plan_suite(suite, opts) if r["state"] == "done"]
+    check_device(opts.device)
+    domains, _, done = select(suite, opts)
+    by_name = {d.name: d for d in domains}
     rows = []
+
+    def row_of(plan: Any) -> dict[str, Any]:
+        return {"method": plan.label, "target": plan.cell.target, "K": plan.cell.k, "seed": plan.cell.seed}
+
     if adopt_reproduced:
-        current = [r for r in committed if "predictions" in json.loads(Path(r["record"]).read_text())]
-        committed = [r for r in committed if r not in current]
-        for r in current:
-            row = {"method": r["method"], "target": r["target"], "K": r["K"], "seed": r["seed"]}
-            rows.append(row | {"status": "ok, has predictions already (not rerun)"})
+        current = [p for p in done if "predictions" in json.loads(p.path.read_text())]
+        done = [p for p in done if p not in current]
+        rows += [row_of(p) | {"status": "ok, has predictions already (not rerun)"} for p in current]
+    if done:
+        check_encoder(opts.encoder)
+    meta = provenance(opts.command)
     with tempfile.TemporaryDirectory(prefix="bench-check-") as scratch:
-        for r in committed:
-            only = dataclasses.replace(
-                opts,
-                results_dir=Path(scratch),
-                force=False,
-                only_methods=(r["label"],),
-                only_targets=(r["target"],),
-                seeds=(r["seed"],),
-                shots=(r["K"],),
-                log=[],
-            )
-            (fresh,) = run_suite(suite, only)
-            old = json.loads(Path(r["record"]).read_text())
+        for plan in done:  # each committed cell's own plan, rerun as it is into the scratch folder
+            fresh = Path(scratch) / plan.path.relative_to(opts.results_dir)
+            record, traces = run_cell(plan, by_name, dataclasses.replace(opts, results_dir=Path(scratch)))
+            write_cell(dataclasses.replace(plan, path=fresh), record, traces, meta | {"env": environment()})
+            old = json.loads(plan.path.read_text())
             new = json.loads(fresh.read_text())
             status, worst = compare_records(old, new, tolerance)
             if adopt_reproduced and status == "ok" and worst == 0.0:
-                adopt(fresh, Path(r["record"]))
+                adopt(fresh, plan.path)
                 status = "ok, adopted"
             rows.append(
-                {
-                    "method": r["method"],
-                    "target": r["target"],
-                    "K": r["K"],
-                    "seed": r["seed"],
+                row_of(plan)
+                | {
                     "committed F1": round(old["f1"], 4),
                     "now F1": round(new["f1"], 4),
                     "max |episode delta|": "-" if worst is None else f"{worst:.2e}",

@@ -258,6 +258,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         eval_episodes=args.episodes,
         progress=not args.quiet and sys.stderr.isatty(),  # a log file gets the plain per-cell lines, no bars
         command=["bench", *sys.argv[1:]],
+        include=tuple(args.include),
         say=print,
         backend="dask" if (args.backend == "dask" or args.jobs or args.scheduler) else "local",
         scheduler=args.scheduler,
@@ -278,7 +279,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         plan = plan_suite(suite, opts)
         rows = [
-            {k: v for k, v in r.items() if k not in ("record", "label", "wall_s", "left_s")}
+            {k: v for k, v in r.items() if k not in ("record", "label", "wall_s", "left_s", "plan")}
             | {"wall s": _seconds(r["wall_s"], r["state"] != "done")}
             for r in plan
         ]
@@ -324,11 +325,18 @@ QUICK_EPISODES = 20  # test episodes per (target, K)
 QUICK_TRAIN_EPISODES = 16  # source episodes per domain, with each method's quick_options (a few steps)
 
 
+QUICK_REFERENCE = ("reference", "quick")  # under the project root: the maintainers' quick cells, never in the tables
+
+
 def _print_quick(suite: Any, opts: Any) -> None:
-    """The quick run's table, then the committed full table (with the paper's columns), each labelled."""
-    from bench.records import RESULTS_DIR
+    """The reproduction line (the quick cells against the committed reference), the quick run's table, then the
+    committed full table (with the paper's columns), each labelled."""
+    from bench.check import compare_with_reference
+    from bench.records import RESULTS_DIR, ROOT
     from bench.report import suite_table
 
+    _, line = compare_with_reference(opts.results_dir, ROOT.joinpath(*QUICK_REFERENCE), suite.name)
+    print(f"\n{line}\n")
     quick = suite_table(suite, opts.results_dir)
     full = suite_table(suite, RESULTS_DIR)
     ours = [c for c in quick.columns if not c.endswith("paper")]
@@ -366,6 +374,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         **_selection(args),
         progress=not args.quiet and sys.stderr.isatty(),  # a log file gets the plain per-cell lines, no bars
         command=["bench", *sys.argv[1:]],
+        include=tuple(args.include),
     )
     if args.results_dir:
         opts.results_dir = Path(args.results_dir)
@@ -422,9 +431,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        dest="include_top",
+        metavar="PATH",
+        help="import a plugin first: a .py file or a folder of them that registers methods and suites "
+        "(repeatable; also after the command: bench run --include PATH ...)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="registered methods, suites, encoders, datasets")
+    p.add_argument(
+        "--include", action="append", default=[], metavar="PATH", help="a plugin file or folder (repeatable)"
+    )
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("data", help="dataset commands")
@@ -515,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
         "a run that wrote no new record never rebuilds them",
     )
     _add_data_args(p)
+    p.add_argument(
+        "--include", action="append", default=[], metavar="PATH", help="a plugin file or folder (repeatable)"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -540,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", metavar="DIR", help="the committed records (default results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_args(p)
+    p.add_argument(
+        "--include", action="append", default=[], metavar="PATH", help="a plugin file or folder (repeatable)"
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("report", help="write reports/<suite>.md from the suite's records")
@@ -550,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("md", "csv", "json"),
         default="md",
         help="md: write the report (default); csv, json: print one row per record to stdout (bench.api.results)",
+    )
+    p.add_argument(
+        "--include", action="append", default=[], metavar="PATH", help="a plugin file or folder (repeatable)"
     )
     p.set_defaults(func=cmd_report)
     return parser
@@ -586,6 +616,12 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        args.include = [*args.include_top, *getattr(args, "include", [])]
+        if args.include:
+            from bench.plugins import include
+
+            for path in args.include:
+                include(path)
         return args.func(args)
     except (KeyError, ValueError, FileNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -27,20 +27,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bench.cell import cell_domains, run_cell
+from bench.cell import CellPlan, run_cell
 from bench.records import claimed, environment
-from bench.suites import Cell, Suite
+from bench.suites import Cell
 
 
 def cell_task(
-    cell: Cell,
-    suite: Suite,
+    plan: CellPlan,
     opts: Any,
     threads: int,
     specs: dict[str, Any],
     before: Callable[[Cell], None] | None = None,
 ) -> tuple[dict, list[dict], dict]:
-    """What a worker runs: load the domains by name, run the cell, return (record, traces, environment).
+    """What a worker runs: load the plan's domains by name, run it, return (record, traces, environment).
 
     ``specs``: the client's dataset specs, registered here when the worker lacks them (a dataset
     the user registered; its files must be readable at the same path on the worker, while the
@@ -48,31 +47,33 @@ def cell_task(
     """
     import torch
 
+    from bench.plugins import include
     from fewshot_ner.datasets import DATASETS, available_domains
 
+    for path in opts.include:  # the user's methods and suites, registered on this worker too
+        include(path)
     for name, spec in specs.items():
         if name not in DATASETS:
             DATASETS.add(name, spec)
     torch.set_num_threads(threads)
     if before is not None:
-        before(cell)
-    domains, _ = available_domains(list(suite.domains), opts.snap_dir, opts.image_text)
-    target, sources = cell_domains(suite, cell.target, {d.name: d for d in domains})
-    record, traces = run_cell(cell, suite, target, sources, opts)
+        before(plan.cell)
+    domains, _ = available_domains(list(plan.suite.domains), opts.snap_dir, opts.image_text)
+    record, traces = run_cell(plan, {d.name: d for d in domains}, opts)
     return record, traces, environment()
 
 
 def run_on_dask(
-    todo: list[tuple[Cell, Path]],
-    suite: Suite,
+    todo: list[CellPlan],
     opts: Any,
-    write: Callable[[Cell, Path, dict, list[dict], dict], Path],
+    write: Callable[[CellPlan, dict, list[dict], dict], Path],
     before: Callable[[Cell], None] | None = None,
-    done: Callable[[Cell, Path], bool] | None = None,
+    done: Callable[[CellPlan], bool] | None = None,
 ) -> list[Path]:
-    """Run ``todo`` on the cluster ``opts.scheduler`` (or a local one of ``opts.jobs`` workers); write as they finish.
+    """Run the plans ``todo`` on the cluster ``opts.scheduler`` (or a local one of ``opts.jobs`` workers); write
+    each as it finishes.
 
-    ``done(cell, path)``: whether the cell's record exists now; asked again once its claim is held (another
+    ``done(plan)``: whether the cell's record exists now; asked again once its claim is held (another
     worker may have written it between the listing and the claim), as the serial runner does.
     """
     try:
@@ -82,7 +83,9 @@ def run_on_dask(
     from fewshot_ner.datasets import DATASETS
 
     worker_opts = dataclasses.replace(opts, say=None, log=[], progress=False, before_cell=None)
-    specs = {name: DATASETS.get(name) for name in suite.domains if name in DATASETS}
+    names = {name for plan in todo for name in plan.suite.domains}
+    specs = {name: DATASETS.get(name) for name in names if name in DATASETS}
+    suite = todo[0].suite.name if todo else ""
     written: list[Path] = []
     with ExitStack() as stack:
         if opts.scheduler:
@@ -93,20 +96,18 @@ def run_on_dask(
             )
             client = stack.enter_context(Client(cluster))
         futures = {}
-        for cell, path in todo:
-            if not stack.enter_context(claimed(path)):
-                opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
+        for plan in todo:
+            if not stack.enter_context(claimed(plan.path)):
+                opts.note(f"skip {plan.path.name} of {plan.cell.spec.label}: another worker is running it")
                 continue
-            if done is not None and done(cell, path):  # another worker finished it since the listing
-                written.append(path)
+            if done is not None and done(plan):  # another worker finished it since the listing
+                written.append(plan.path)
                 continue
-            future = client.submit(cell_task, cell, suite, worker_opts, 1, specs, before, pure=False)
-            futures[future] = (cell, path)
-        bar = tqdm(total=len(futures), desc=f"suite {suite.name} on dask", disable=not opts.progress, unit="cell")
+            futures[client.submit(cell_task, plan, worker_opts, 1, specs, before, pure=False)] = plan
+        bar = tqdm(total=len(futures), desc=f"suite {suite} on dask", disable=not opts.progress, unit="cell")
         for future in as_completed(futures):
-            cell, path = futures[future]
             record, traces, env = future.result()
-            written.append(write(cell, path, record, traces, env))
+            written.append(write(futures[future], record, traces, env))
             bar.update()
         bar.close()
     return written

@@ -18,9 +18,11 @@ from tqdm.auto import tqdm
 
 from bench.cell import (  # noqa: F401 - re-exported: bench.runner is where callers have found them
     DEFAULT_ENCODER,
+    CellPlan,
     RunOptions,
     cell_domains,
     cell_label,
+    plan_cell,
     row_label,
     run_cell,
     seed_everything,
@@ -34,10 +36,9 @@ from bench.records import (
     environment,
     provenance,
     read_record,
-    record_path,
     write_record,
 )
-from bench.suites import Cell, Suite, check_selection, no_match, with_options
+from bench.suites import Suite, check_selection, no_match, with_options
 from fewshot_ner.datasets import (
     Domain,
     available_domains,
@@ -71,8 +72,8 @@ def _check_selection(suite: Suite, opts: RunOptions, targets: tuple[str, ...]) -
             raise no_match("--target", repr(t), ", ".join(targets) or "none loadable")
 
 
-def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Cell, Path]], list[tuple[Cell, Path]]]:
-    """The suite's domains that can load, and its selected cells split into (todo, done).
+def select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[CellPlan], list[CellPlan]]:
+    """The suite's domains that can load, and the plans of its selected cells split into (todo, done).
 
     A record counts as done only if it reads as JSON and was trained on the same source domains;
     an unreadable one is moved aside (``.corrupt``) and said.
@@ -88,8 +89,8 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
     targets = tuple(n for n in names if not opts.only_targets or n in opts.only_targets)
     seeds = opts.seeds or suite.seeds
     shots = opts.shots or suite.shots
-    todo, done = [], []
-    checked: set[str] = set()
+    todo: list[CellPlan] = []
+    done: list[CellPlan] = []
     for cell in suite.cells(targets):
         aliases = {cell.spec.label, cell.spec.method}  # --method matches the suite's label or the method
         if opts.overrides:
@@ -102,46 +103,40 @@ def _select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[tuple[Ce
         if cell.spec.method not in METHODS:
             opts.note(f"skip {cell.spec.label}: method {cell.spec.method!r} is not implemented yet")
             continue
-        if cell.spec.label not in checked:
-            method_options, _ = split_options(cell.spec.options)  # an unknown precision fails here
-            METHODS.get(cell.spec.method).check_options(method_options)  # a bad option fails before any fit
-            checked.add(cell.spec.label)
-        sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
-        label = cell_label(cell, opts)
-        path = record_path(opts.results_dir, suite.name, label, cell.target, cell.k, cell.seed, sources)
-        (done if _is_done(path, sources, opts) and not opts.force else todo).append((cell, path))
+        plan = plan_cell(cell, suite, by_name, opts)
+        (done if is_done(plan, opts) and not opts.force else todo).append(plan)
     if not todo and not done:
         raise ValueError(f"the selection holds no cell of suite {suite.name!r} that can run here (see the skip lines)")
     return domains, todo, done
 
 
-def _is_done(path: Path, sources: list[str], opts: RunOptions) -> bool:
+def is_done(plan: CellPlan, opts: RunOptions) -> bool:
+    """Whether the plan's record exists, reads, and was trained on the plan's sources."""
+    path = plan.path
     if not path.exists():
         return False
     record = read_record(path, on_corrupt=opts.note)
     if record is None:
         return False
-    if sorted(record.get("sources") or []) != sorted(sources):
+    if sorted(record.get("sources") or []) != sorted(plan.sources):
         opts.note(
-            f"{path.name}: its record was trained on {record.get('sources')}, not {sources}: not done "
+            f"{path.name}: its record was trained on {record.get('sources')}, not {list(plan.sources)}: not done "
             f"(the leave-one-out protocol differs; move it or use another --results-dir)"
         )
         return False
     return True
 
 
-def _check_episodes(todo: list[tuple[Cell, Path]], suite: Suite, by_name: dict[str, Domain], opts: RunOptions) -> None:
+def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunOptions) -> None:
     """Every selected (target, K, seed) can give its test episodes and every source its training ones."""
     seen: set[tuple[str, int, int]] = set()
-    limit = opts.eval_episodes or suite.eval_episodes
-    if suite.protocol == "fulldata":
-        return  # no episodes: the splits themselves
-    for cell, _ in todo:
-        if (cell.target, cell.k, cell.seed) in seen:
-            continue
+    for plan in todo:
+        cell, suite = plan.cell, plan.suite
+        if suite.protocol == "fulldata" or (cell.target, cell.k, cell.seed) in seen:
+            continue  # fulldata: no episodes, the splits themselves
         seen.add((cell.target, cell.k, cell.seed))
         try:
-            target, sources = cell_domains(suite, cell.target, by_name)
+            target, sources = plan.domains(by_name)
             test = cached_episodes(target, cell.k, cell.seed, suite.max_episodes, "test")
             for d in sources:
                 cached_episodes(d, cell.k, cell.seed, None, "train")
@@ -152,10 +147,10 @@ def _check_episodes(todo: list[tuple[Cell, Path]], suite: Suite, by_name: dict[s
                 f"warning: {cell.target} gives only {len(test.episodes)} test episode(s) at K={cell.k} (seed {cell.seed}): "
                 f"a mean over so few is not a stable figure"
             )
-        if limit and len(test.episodes) < limit:
+        if plan.eval_limit and len(test.episodes) < plan.eval_limit:
             opts.note(
                 f"warning: {cell.target} gives {len(test.episodes)} test episodes at K={cell.k} (seed {cell.seed}), "
-                f"fewer than the {limit} asked; its records will say so"
+                f"fewer than the {plan.eval_limit} asked; its records will say so"
             )
 
 
@@ -178,14 +173,15 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
 
     ``wall_s``: a done cell's own wall time; for the others, the median of the finished cells of the
     same row, target and K (``None`` when there is none yet); ``left_s`` subtracts a running
-    cell's elapsed time from it.
+    cell's elapsed time from it. ``plan``: the cell's ``CellPlan``.
     """
     import datetime as dt
 
-    _, todo, done = _select(suite, opts)
+    _, todo, done = select(suite, opts)
     rows = []
     now = dt.datetime.now(dt.timezone.utc)
-    for (cell, path), state in [*((c, "done") for c in done), *((c, "todo") for c in todo)]:
+    for plan, state in [*((p, "done") for p in done), *((p, "todo") for p in todo)]:
+        path = plan.path
         holder = claim_holder(path) if state == "todo" else None
         wall = _wall_s(path) if state == "done" else _expected_wall_s(path)
         left = 0.0 if state == "done" else wall
@@ -194,15 +190,16 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
             left = max(wall - elapsed, 0.0)
         rows.append(
             {
-                "method": cell_label(cell, opts),
-                "label": cell.spec.label,
-                "target": cell.target,
-                "K": cell.k,
-                "seed": cell.seed,
+                "method": plan.label,
+                "label": plan.cell.spec.label,
+                "target": plan.cell.target,
+                "K": plan.cell.k,
+                "seed": plan.cell.seed,
                 "state": f"running (pid {holder['pid']} on {holder['host']})" if holder else state,
                 "wall_s": wall,
                 "left_s": left,
                 "record": str(path),
+                "plan": plan,
             }
         )
     return rows
@@ -214,44 +211,43 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
     if partial and opts.results_dir.resolve() == RESULTS_DIR.resolve():
         raise ValueError("--episodes and --quick give partial results: write them elsewhere with --results-dir DIR")
     check_device(opts.device)
-    domains, todo, done = _select(suite, opts)
+    domains, todo, done = select(suite, opts)
     if todo:
         check_encoder(opts.encoder)
     by_name = {d.name: d for d in domains}
-    _check_episodes(todo, suite, by_name, opts)
+    _check_episodes(todo, by_name, opts)
     if done:
         opts.note(f"{len(done)} cell(s) already have results (use --force to redo)")
-    written = [p for _, p in done]
+    written = [p.path for p in done]
     meta = provenance(opts.command)
 
-    def finished(cell: Cell, path: Path) -> bool:
+    def finished(plan: CellPlan) -> bool:
         """Whether the cell's record exists now, asked again once its claim is held (by this loop and by Dask):
         another worker may have written it since the listing."""
-        sources = [d.name for d in cell_domains(suite, cell.target, by_name)[1]]
-        return _is_done(path, sources, opts) and not opts.force
+        return is_done(plan, opts) and not opts.force
 
     if opts.backend == "dask":
         from bench.cluster import run_on_dask
 
-        def write(cell: Cell, path: Path, record: dict, traces: list[dict], env: dict) -> Path:
-            return write_cell(cell, path, record, traces, meta | {"env": env, "worker": "dask"})
+        def write(plan: CellPlan, record: dict, traces: list[dict], env: dict) -> Path:
+            return write_cell(plan, record, traces, meta | {"env": env, "worker": "dask"})
 
-        return written + run_on_dask(todo, suite, opts, write, opts.before_cell, finished)
-    expected = cell_seconds([p for _, p in todo], opts.results_dir)
+        return written + run_on_dask(todo, opts, write, opts.before_cell, finished)
+    expected = cell_seconds([p.path for p in todo], opts.results_dir)
     # One bar in cells; its ETA is the expected seconds of the cells left (medians of finished peers, here or
     # committed), not tqdm's rate, which a grid of cells from seconds to an hour would make meaningless.
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", disable=not opts.progress, unit="cell")
     left = sum(expected)
-    for (cell, path), seconds in zip(todo, expected, strict=True):
+    for plan, seconds in zip(todo, expected, strict=True):
         bar.set_postfix_str(f"~{_duration(left)} left")
-        with claimed(path) as mine:
+        with claimed(plan.path) as mine:
             if not mine:
-                opts.note(f"skip {path.name} of {cell.spec.label}: another worker is running it")
+                opts.note(f"skip {plan.path.name} of {plan.cell.spec.label}: another worker is running it")
+            elif finished(plan):
+                written.append(plan.path)
             else:
-                if finished(cell, path):
-                    written.append(path)
-                else:
-                    written.append(_run_and_write(cell, suite, path, by_name, opts, meta))
+                record, traces = run_cell(plan, by_name, opts)
+                written.append(write_cell(plan, record, traces, meta | {"env": environment()}))  # threads at the end
         left -= seconds
         bar.update()
     bar.close()
@@ -276,16 +272,9 @@ def cell_seconds(paths: list[Path], results_dir: Path) -> list[float]:
     return [k if k is not None else fallback for k in known]
 
 
-def _run_and_write(
-    cell: Cell, suite: Suite, path: Path, by_name: dict[str, Domain], opts: RunOptions, meta: dict
-) -> Path:
-    target, sources = cell_domains(suite, cell.target, by_name)
-    record, traces = run_cell(cell, suite, target, sources, opts)
-    return write_cell(cell, path, record, traces, meta | {"env": environment()})  # threads as the cell ended
-
-
-def write_cell(cell: Cell, path: Path, record: dict, traces: list[dict], meta: dict) -> Path:
-    """Write a finished cell: its traces, then its record (atomic each), and log its line."""
+def write_cell(plan: CellPlan, record: dict, traces: list[dict], meta: dict) -> Path:
+    """Write a finished cell at its plan's path: its traces, then its record (atomic each), and log its line."""
+    cell, path = plan.cell, plan.path
     if traces:
         trace = {"label": record["label"], "target": cell.target, "k": cell.k, "seed": cell.seed, "rows": traces}
         write_record(path.with_suffix(".trace.json"), trace)

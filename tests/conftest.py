@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import string
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.suites import MethodSpec, Suite
+from fewshot_ner.conformance import tiny_encoder
 from fewshot_ner.data import Sentence
 from fewshot_ner.datasets import DATASETS, DatasetSpec, load_domain
 
@@ -42,26 +41,7 @@ def contextual_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tiny_bert(folder: Path, initializer_range: float) -> Path:
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    words = ["the", "a", "of", "in", "new", "post", "people", "festival", "voice", "stage", "large", "group"]
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *chars, *(f"##{c}" for c in chars)]
-    vocab = list(dict.fromkeys(vocab))
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        initializer_range=initializer_range,
-    )
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return tiny_encoder(folder, initializer_range)
 
 
 def make_sentence(key: str, tokens: str, tags: str, image_text: str = "") -> Sentence:

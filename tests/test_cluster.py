@@ -67,13 +67,13 @@ def test_dask_skips_a_cell_finished_between_listing_and_claim(suite, tiny_model_
     serial = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False)
     (path, *_others) = run_suite(one, serial)
     stamp = path.stat().st_mtime_ns
-    real_select = runner._select
+    real_select = runner.select
 
     def stale_listing(s, o):  # as if listed before the other worker wrote its records: all of them todo
         domains, todo, done = real_select(s, o)
         return domains, todo + done, []
 
-    monkeypatch.setattr(runner, "_select", stale_listing)
+    monkeypatch.setattr(runner, "select", stale_listing)
     opts = RunOptions(results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, backend="dask", jobs=1)
     written = run_suite(one, opts)
     assert path in written and path.stat().st_mtime_ns == stamp  # found done once claimed: not rerun

@@ -11,13 +11,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from seqeval.scheme import IOB2, Tokens
 
 from bench.methods import METHODS
-from fewshot_ner.data import LoadReport, QuerySentence, Sentence
-from fewshot_ner.datasets import DatasetSpec, Domain
-from fewshot_ner.episodes import TestEpisode, sample_episodes
-from fewshot_ner.method import RunContext, SourceTask
+from fewshot_ner.conformance import check_method, tiny_domain  # noqa: F401 - tiny_domain: other tests import it here
+from fewshot_ner.episodes import sample_episodes
 
 # Options that keep each method's run to seconds on the tiny encoder.
 TINY_OPTIONS: dict[str, dict] = {
@@ -34,71 +31,50 @@ TINY_OPTIONS: dict[str, dict] = {
     "container": {"transfer_max_sentences": 32, "support_steps": 3},
 }
 
-WORDS = ["new", "in", "the", "game", "today", "with", "at", "and"]
-NAMES = {"PER": ["ann", "bob", "cid"], "LOC": ["rome", "oslo", "lima"]}
-
-
-def tiny_domain(name: str, n: int = 30, seed: int = 0) -> Domain:
-    """Tweets of 4-7 words with one or two entities (PER, LOC), some of two words."""
-    rng = random.Random(seed)
-    sents = []
-    for i in range(n):
-        tokens, tags = [], []
-        for _ in range(rng.randint(1, 2)):
-            tokens += rng.sample(WORDS, 2)
-            tags += ["O", "O"]
-            etype = rng.choice(["PER", "LOC"])
-            words = rng.sample(NAMES[etype], rng.randint(1, 2))
-            tokens += words
-            tags += [f"B-{etype}"] + [f"I-{etype}"] * (len(words) - 1)
-        sents.append(Sentence(f"{name}:train:{i}", tuple(tokens), tuple(tags), str(i), "a photo of people"))
-    spec = DatasetSpec(name=name, short=name, types=("PER", "LOC"), caption_file=None)
-    return Domain(spec, tuple(sents), {"train": LoadReport()}, f"tiny-{name}-{seed}")
-
 
 def test_every_registered_method_is_checked():
     assert sorted(METHODS) == sorted(TINY_OPTIONS), "add the new method's tiny options to TINY_OPTIONS"
-
-
-class NoTags(QuerySentence):
-    """What a query sentence is: reading ``tags`` fails loudly (QuerySentence has no such field)."""
-
-    def __getattr__(self, name: str):
-        raise AssertionError(f"a method read {name!r} of a test query sentence")
-
-
-def run_method(name: str, model_dir, source: Domain, target: Domain, seed: int = 0) -> list[list[list[str]]]:
-    import torch
-
-    torch.manual_seed(seed)
-    random.seed(seed)
-    method = METHODS.get(name)(RunContext(seed=seed, encoder=str(model_dir), progress=False), **TINY_OPTIONS[name])
-    train = sample_episodes(source, 1, seed, None, "train").materialize(source)
-    method.fit([SourceTask(source, train)])
-    method.prepare(target)
-    out = []
-    for ep in sample_episodes(target, 1, seed, 4).materialize(target):
-        seen = ep.for_prediction()
-        query = tuple(NoTags(q.key, q.tokens, q.image_id, q.image_text) for q in seen.query)
-        seen = TestEpisode(seen.index, seen.support, query, seen.types)
-        pred = method.predict(seen)
-        assert len(pred) == len(ep.query)
-        for tags, sent in zip(pred, ep.query, strict=True):
-            assert len(tags) == len(sent.tokens)
-            assert set(tags) <= set(ep.labels), (set(tags), ep.labels)
-            Tokens(list(tags), IOB2)  # seqeval accepts every tag as IOB2 (raises otherwise)
-        out.append(pred)
-    return out
 
 
 @pytest.mark.parametrize("name", sorted(TINY_OPTIONS))
 def test_method_conforms(name, tiny_model_dir):
     if name not in METHODS:
         pytest.fail(f"{name} is in TINY_OPTIONS but not registered")
-    source, target = tiny_domain("tiny-src", seed=1), tiny_domain("tiny-tgt", seed=2)
-    first = run_method(name, tiny_model_dir, source, target)
-    second = run_method(name, tiny_model_dir, source, target)
-    assert first == second  # one seed, one thread count: the same tags
+    check_method(METHODS.get(name), TINY_OPTIONS[name], tiny_model_dir)
+
+
+def test_check_method_catches_a_method_that_breaks_the_contract(tiny_model_dir):
+    from baselines.lookup import Lookup
+
+    class ReadsGold(Lookup):
+        def predict(self, episode):
+            return [list(q.tags) for q in episode.query]  # a query has no tags: the check must fail
+
+    class TooShort(Lookup):
+        def predict(self, episode):
+            return [tags[:-1] for tags in super().predict(episode)]
+
+    class NotIOB2(Lookup):
+        def predict(self, episode):
+            return [["I-" + episode.types[0]] * len(q.tokens) for q in episode.query]
+
+    class OtherLabels(Lookup):
+        def predict(self, episode):
+            return [["B-NOPE"] * len(q.tokens) for q in episode.query]
+
+    class Random(Lookup):
+        def predict(self, episode):
+            draw = random.SystemRandom()  # not the seeded stream: another tag each run
+            return [[draw.choice(("O", *(f"B-{t}" for t in episode.types))) for _ in q.tokens] for q in episode.query]
+
+    for cls, says in ((ReadsGold, "read 'tags'"), (TooShort, "tags for a sentence"), (OtherLabels, "not in")):
+        with pytest.raises(AssertionError, match=says):
+            check_method(cls, {}, tiny_model_dir)
+    check_method(NotIOB2, {}, tiny_model_dir)  # an orphan I-X is read as a new entity (seqeval's default mode)
+    with pytest.raises(AssertionError, match="not IOB2"):
+        check_method(NotIOB2, {}, tiny_model_dir, strict_iob2=True)
+    with pytest.raises(AssertionError, match="different tags"):
+        check_method(Random, {}, tiny_model_dir)
 
 
 def test_test_episode_hides_query_tags(t17):

@@ -536,8 +536,8 @@ def test_check_adopts_only_exactly_reproduced_cells(suite, tiny_model_dir, tmp_p
     import bench.check
 
     reruns = []
-    real_run = bench.check.run_suite
-    monkeypatch.setattr(bench.check, "run_suite", lambda s, o: reruns.append(o.only_targets) or real_run(s, o))
+    real_run = bench.check.run_cell
+    monkeypatch.setattr(bench.check, "run_cell", lambda p, d, o: reruns.append(p.cell.target) or real_run(p, d, o))
     rows, ok = check_suite(suite, opts, tolerance=1.0, adopt_reproduced=True)
     assert ok and len(reruns) == 1  # the adopted record has predictions: only the other cell reruns
     assert sorted(r["status"] for r in rows) == ["ok", "ok, has predictions already (not rerun)"]
