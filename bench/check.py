@@ -38,7 +38,12 @@ def compare_with_reference(fresh_dir: Path, reference_dir: Path, suite: str) -> 
         status, worst = compare_records(old, new, 0.0)
         threads = f"{old.get('env', {}).get('torch_threads')}/{new.get('env', {}).get('torch_threads')}"
         rows.append(
-            {"cell": str(path.relative_to(fresh_dir)), "status": status, "max |episode delta|": worst, "threads": threads}
+            {
+                "cell": str(path.relative_to(fresh_dir)),
+                "status": status,
+                "max |episode delta|": worst,
+                "threads": threads,
+            }
         )
     compared = [r for r in rows if r["status"] != "no reference"]
     same = [r for r in compared if r["status"] == "ok"]
