@@ -184,7 +184,7 @@ class BertCRF(ConfiguredMethod):
 
     @classmethod
     def quick_options(cls) -> dict[str, Any]:
-        return {"transfer_max_sentences": 128, "fulldata_epochs": 1}
+        return {"transfer_max_sentences": 512, "fulldata_epochs": 1}
 
     # -- the loss of one batch, and the view predictions read (ITA overrides both) --------------
 

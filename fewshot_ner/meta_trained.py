@@ -103,7 +103,7 @@ class MetaTrained(ConfiguredMethod):
 
     @classmethod
     def quick_options(cls) -> dict[str, Any]:
-        return {"passes": 1, "min_steps": 0}
+        return {"passes": 1, "min_steps": 0, "episodes_per_step": 1}  # a step per source episode: bench's 64
 
     @abstractmethod
     def build_head(self, **extra: Any) -> nn.Module:

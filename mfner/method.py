@@ -136,7 +136,7 @@ class MFNER(ConfiguredMethod):
 
     @classmethod
     def quick_options(cls) -> dict[str, Any]:
-        return {"passes": 1, "min_steps": 0}
+        return {"passes": 1, "min_steps": 0, "episodes_per_step": 1}
 
     @property
     def encoder(self) -> WordEncoder:
