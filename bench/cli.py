@@ -13,6 +13,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.suites import QUICK_EPISODES, QUICK_TRAIN_EPISODES
+
 EXAMPLES = """\
 examples:
   bench list                              methods, suites, encoders, datasets
@@ -270,8 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.records import ROOT
 
         opts.quick = True
-        opts.eval_episodes = args.episodes or QUICK_EPISODES
-        opts.train_episodes = QUICK_TRAIN_EPISODES
+        opts.eval_episodes = args.episodes or QUICK_EPISODES  # source episodes: quick_train_episodes(K), by the plan
         opts.seeds = opts.seeds or suite.seeds[:1]
         opts.results_dir = results_dir or ROOT / "results-quick"
     if args.dry_run:
@@ -321,32 +322,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-QUICK_EPISODES = 20  # test episodes per (target, K)
-# source episodes per domain, with each method's quick_options (one pass, one episode a step: 64 steps): on
-# T17 -> T15, 1 shot, the first 20 test episodes, MFNER 38.10, ProtoNet 28.64, BERT+CRF transfer (512 source
-# sentences) 17.34, above the frozen floor's 3.59 (16 episodes at 4 a step, 4 steps, left MFNER at 11.1 and
-# transfer at 0.00: a newcomer learned that the code runs, not that it learns)
-QUICK_TRAIN_EPISODES = 64
-
-
-QUICK_REFERENCE = ("reference", "quick")  # under the project root: the maintainers' quick cells, never in the tables
+def _quick_budget() -> str:
+    """``64 source episodes a domain at 1 shot, 32 at 5``."""
+    one, five = QUICK_TRAIN_EPISODES[1], QUICK_TRAIN_EPISODES[5]
+    return f"{one} source episodes a domain at 1 shot, {five} at 5"
 
 
 def _print_quick(suite: Any, opts: Any) -> None:
     """The reproduction line (the quick cells against the committed reference), the quick run's table, then the
     committed full table (with the paper's columns), each labelled."""
     from bench.check import compare_with_reference
-    from bench.records import RESULTS_DIR, ROOT
+    from bench.records import QUICK_REFERENCE_DIR, RESULTS_DIR
     from bench.report import suite_table
 
-    _, line = compare_with_reference(opts.results_dir, ROOT.joinpath(*QUICK_REFERENCE), suite.name)
+    _, line = compare_with_reference(opts.results_dir, QUICK_REFERENCE_DIR, suite.name)
     print(f"\n{line}\n")
     quick = suite_table(suite, opts.results_dir)
     full = suite_table(suite, RESULTS_DIR)
     ours = [c for c in quick.columns if not c.endswith("paper")]
     print(
         f"## This machine, --quick (seed {opts.seeds[0]}, first {opts.eval_episodes} test episodes, "
-        f"{QUICK_TRAIN_EPISODES} source episodes a domain, each method's quick training budget)\n"
+        f"{_quick_budget()}, each method's quick training budget)\n"
     )
     print(
         tabulate(quick[ours], headers="keys", tablefmt="github", showindex=False)
@@ -501,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help=f"a check that every method of the suite runs here, in minutes: one seed, the first {QUICK_EPISODES} test "
-        f"episodes, {QUICK_TRAIN_EPISODES} source episodes a domain and a small fixed training budget, into "
+        f"episodes, {_quick_budget()} and a small fixed training budget, into "
         "results-quick/ (never the committed results); prints its table beside the committed one and the paper's",
     )
     g = p.add_argument_group("execution")

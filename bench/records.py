@@ -53,6 +53,7 @@ def project_root(start: Path | None = None) -> Path:
 ROOT = project_root()
 RESULTS_DIR = Path(os.environ.get("MFNER_RESULTS_DIR", ROOT / "results"))
 REPORTS_DIR = ROOT / "reports"
+QUICK_REFERENCE_DIR = ROOT / "reference" / "quick"  # the maintainers' --quick cells, never in the tables
 _PACKAGES = ("torch", "transformers", "seqeval", "numpy", "pandas", "pytorch-crf")
 OUTPUT_DIRS = ("results/", "reports/")  # what runs write; changes there leave the code as committed
 

@@ -30,6 +30,7 @@ from bench.cell import (  # noqa: F401 - re-exported: bench.runner is where call
 )
 from bench.methods import METHODS
 from bench.records import (
+    QUICK_REFERENCE_DIR,
     RESULTS_DIR,
     claim_holder,
     claimed,
@@ -232,8 +233,11 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         def write(plan: CellPlan, record: dict, traces: list[dict], env: dict) -> Path:
             return write_cell(plan, record, traces, meta | {"env": env, "worker": "dask"})
 
-        return written + run_on_dask(todo, opts, write, opts.before_cell, finished)
-    expected = cell_seconds([p.path for p in todo], opts.results_dir)
+        # the longest cells first, so that no worker is left with a long one while the others idle
+        expected = cell_seconds([p.path for p in todo], opts.results_dir, _peers_dir(opts))
+        longest_first = [p for _, p in sorted(zip(expected, todo, strict=True), key=lambda e: -e[0])]
+        return written + run_on_dask(longest_first, opts, write, opts.before_cell, finished)
+    expected = cell_seconds([p.path for p in todo], opts.results_dir, _peers_dir(opts))
     # One bar in cells; its ETA is the expected seconds of the cells left (medians of finished peers, here or
     # committed), not tqdm's rate, which a grid of cells from seconds to an hour would make meaningless.
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", disable=not opts.progress, unit="cell")
@@ -261,12 +265,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def cell_seconds(paths: list[Path], results_dir: Path) -> list[float]:
+def _peers_dir(opts: RunOptions) -> Path:
+    """Where finished cells like these are committed: the quick reference for ``--quick``, else the results."""
+    return QUICK_REFERENCE_DIR if opts.quick else RESULTS_DIR
+
+
+def cell_seconds(paths: list[Path], results_dir: Path, committed_dir: Path = RESULTS_DIR) -> list[float]:
     """Expected seconds of each cell: the median of the finished cells of its row, target and K, here
-    or in the committed results; else the median over all the others' expectations (else 60 s)."""
+    or in ``committed_dir``; else the median over all the others' expectations (else 60 s)."""
     known = []
     for path in paths:
-        committed = RESULTS_DIR / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
+        committed = committed_dir / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
         known.append(_expected_wall_s(path) or _expected_wall_s(committed))
     fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0
     return [k if k is not None else fallback for k in known]

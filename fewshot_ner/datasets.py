@@ -6,9 +6,11 @@ import dataclasses
 import hashlib
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from fewshot_ner.data import LoadReport, Sentence, attach_image_text, read_conll, read_image_text
 from fewshot_ner.registry import Registry
@@ -275,6 +277,15 @@ def dev_split(domain: Domain) -> tuple[Domain, Domain]:
     """
 
     return split_part(domain, "train", "devtrain"), split_part(domain, "valid", "dev")
+
+
+def episode_sentences(domain: Domain, episodes: Sequence[Any]) -> Domain:
+    """``domain`` with only the sentences of ``episodes`` (support and query), under the same name; its data hash
+    says which, so a cache keyed by it never mixes the part with the whole."""
+    keys = {s.key for ep in episodes for s in (*ep.support, *ep.query)}
+    sentences = tuple(s for s in domain.sentences if s.key in keys)
+    digest = hashlib.sha256(f"{domain.data_hash}:sentences:{','.join(sorted(keys))}".encode()).hexdigest()
+    return dataclasses.replace(domain, sentences=sentences, data_hash=digest, episode_hash=domain.episode_hash)
 
 
 def split_part(domain: Domain, split: str, suffix: str) -> Domain:

@@ -546,8 +546,7 @@ def test_check_adopts_only_exactly_reproduced_cells(suite, tiny_model_dir, tmp_p
 def test_quick_runs_every_method_small_into_a_scratch_folder(suite, tiny_model_dir, tmp_path, capsys):
     from dataclasses import replace
 
-    from bench.cli import QUICK_TRAIN_EPISODES
-    from bench.suites import SUITES
+    from bench.suites import SUITES, quick_train_episodes
 
     quick_suite = replace(
         suite,
@@ -566,7 +565,7 @@ def test_quick_runs_every_method_small_into_a_scratch_folder(suite, tiny_model_d
     assert len(records) == 4  # 2 methods x 2 targets, one seed
     protonet = [r for r in records if r["method"] == "protonet"]
     assert all(r["quick"] and r["options"]["min_steps"] == 0 for r in protonet)
-    assert all(r["fit_report"]["train_episodes"] <= QUICK_TRAIN_EPISODES for r in protonet)
+    assert all(r["fit_report"]["train_episodes"] <= quick_train_episodes(r["k"]) for r in protonet)
     assert all(r["options"]["episodes_per_step"] == 1 for r in protonet)  # a step per source episode
     assert "no reference cells to compare with" in out  # the reproduction line, here with no reference
 

@@ -50,3 +50,60 @@ def test_a_quick_plan_carries_the_methods_quick_budget(suite, tiny_model_dir, tm
 def test_a_bad_option_fails_when_the_cell_is_planned(suite, tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="no option"):
         select(suite, opts_for(tmp_path, tiny_model_dir, overrides={"no_such_option": 1}))
+
+
+def test_a_quick_plan_trains_on_half_as_many_five_shot_source_episodes(suite, tiny_model_dir, tmp_path):
+    from dataclasses import replace
+
+    from bench.suites import QUICK_TRAIN_EPISODES
+
+    both = replace(suite, shots=(1, 5))
+    _, todo, _ = select(both, opts_for(tmp_path, tiny_model_dir, quick=True, seeds=(0,)))
+    assert {(p.cell.k, p.train_episodes) for p in todo} == {(1, QUICK_TRAIN_EPISODES[1]), (5, QUICK_TRAIN_EPISODES[5])}
+    assert QUICK_TRAIN_EPISODES[5] * 2 == QUICK_TRAIN_EPISODES[1]
+    _, full, _ = select(both, opts_for(tmp_path, tiny_model_dir, seeds=(0,)))
+    assert {p.train_episodes for p in full} == {None}  # outside --quick: all the suite gives
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_a_quick_cell_readies_only_the_sentences_it_scores(quick, suite, tiny_model_dir, tmp_path, monkeypatch):
+    from baselines.nearest_proto import FrozenNearestPrototype
+    from bench.cell import run_cell
+    from fewshot_ner.datasets import available_domains
+    from fewshot_ner.episodes import cached_episodes
+
+    seen = []
+    real = FrozenNearestPrototype.prepare
+    monkeypatch.setattr(
+        FrozenNearestPrototype, "prepare", lambda self, target: seen.append(target) or real(self, target)
+    )
+    opts = opts_for(tmp_path, tiny_model_dir, quick=quick, seeds=(0,), eval_episodes=2)
+    _, todo, _ = select(suite, opts)
+    plan = next(p for p in todo if p.cell.target == "mini15")
+    by_name = {d.name: d for d in available_domains(list(suite.domains), None)[0]}
+    record, _ = run_cell(plan, by_name, opts)
+    target = by_name["mini15"]
+    (prepared,) = seen
+    assert prepared.name == target.name and record["data_sha256"]["mini15"] == target.data_hash
+    if not quick:
+        assert prepared is target
+        return
+    scored = cached_episodes(target, 1, 0, suite.max_episodes, "test").materialize(target, 2)
+    keys = {s.key for ep in scored for s in (*ep.support, *ep.query)}
+    assert {s.key for s in prepared.sentences} == keys and len(keys) < len(target.sentences)
+    assert prepared.data_hash != target.data_hash  # a frozen-vector cache keyed by it never mixes part and whole
+
+
+def test_dask_gets_the_longest_cells_first(suite, tiny_model_dir, tmp_path, monkeypatch):
+    import bench.cluster
+
+    opts = opts_for(tmp_path, tiny_model_dir, seeds=(1,), backend="dask")
+    _, todo, _ = select(suite, opts)
+    for plan, wall in zip(todo, (10.0, 500.0), strict=True):  # a finished seed-0 peer of each cell
+        peer = plan.path.with_name(plan.path.name.replace("-s1", "-s0"))
+        peer.parent.mkdir(parents=True, exist_ok=True)
+        peer.write_text(json.dumps({"wall_s": wall}))
+    order = []
+    monkeypatch.setattr(bench.cluster, "run_on_dask", lambda plans, *a, **k: order.extend(plans) or [])
+    run_suite(suite, opts)
+    assert [p.path for p in order] == [todo[1].path, todo[0].path]
