@@ -60,7 +60,7 @@ from fewshot_ner.features import LiveFeatures, Padded
 from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, RunContext, SourceTask, check_input, derived_seed
 from fewshot_ner.metrics import episode_f1
-from fewshot_ner.paths import atomic_path, cache_dir
+from fewshot_ner.paths import atomic_path, cache_dir, computed_once
 from fewshot_ner.trainer import restore, snapshot
 
 CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -292,30 +292,32 @@ class BertCRF(ConfiguredMethod):
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "transfer"))
         self.source_head = self.new_source_head(len(labels), generator)
         path = cache_dir() / "transfer" / f"{self.transfer_key(sentences)}.pt"
-        if path.is_file():
-            saved = torch.load(path, map_location=self.ctx.torch_device, weights_only=True)
-            restore(self.encoder, saved["encoder"])
-            restore(self.source_head, saved["head"])
-            self.encoder.eval()
-            self._report = json.loads(saved["report"]) | {
-                "loaded_from_cache": path.name,
-                "load_s": round(time.perf_counter() - t0, 1),
+        # two workers after the same source training (--jobs, or grid workers): one trains, the other waits, loads
+        with computed_once(path):
+            if path.is_file():
+                saved = torch.load(path, map_location=self.ctx.torch_device, weights_only=True)
+                restore(self.encoder, saved["encoder"])
+                restore(self.source_head, saved["head"])
+                self.encoder.eval()
+                self._report = json.loads(saved["report"]) | {
+                    "loaded_from_cache": path.name,
+                    "load_s": round(time.perf_counter() - t0, 1),
+                }
+                return
+            losses = self._source_steps(self.source_head, sentences, labels, self.cfg.transfer_epochs, generator)
+            self._report = {
+                "transfer_sentences": len(sentences),
+                "transfer_steps": len(losses),
+                "mean_nll_last_100": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4),
+                "fit_s": round(time.perf_counter() - t0, 1),
             }
-            return
-        losses = self._source_steps(self.source_head, sentences, labels, self.cfg.transfer_epochs, generator)
-        self._report = {
-            "transfer_sentences": len(sentences),
-            "transfer_steps": len(losses),
-            "mean_nll_last_100": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4),
-            "fit_s": round(time.perf_counter() - t0, 1),
-        }
-        saved = {
-            "encoder": snapshot(self.encoder),
-            "head": snapshot(self.source_head),
-            "report": json.dumps(self._report),
-        }
-        with atomic_path(path) as tmp:  # a worker reading the cache sees the whole file or none
-            torch.save(saved, tmp)
+            saved = {
+                "encoder": snapshot(self.encoder),
+                "head": snapshot(self.source_head),
+                "report": json.dumps(self._report),
+            }
+            with atomic_path(path) as tmp:  # a worker reading the cache sees the whole file or none
+                torch.save(saved, tmp)
 
     def new_source_head(self, n_tags: int, generator: torch.Generator) -> nn.Module:
         """The head source training fits beside the encoder (a tag layer and CRF; CONTaiNER: Gaussian heads)."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bench.allocator import keep_freed_memory
 from bench.methods import METHODS
 from bench.records import RESULTS_DIR, peak_rss_mb, record_path
 from bench.suites import HARNESS_OPTIONS, Cell, Suite, quick_train_episodes
@@ -161,6 +162,7 @@ def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tu
     happens here. Returns the record and the method's per-token traces (if it traces) of the first
     ``suite.trace_episodes`` test episodes, with the gold tag added by the harness.
     """
+    keep_freed_memory()  # the process's allocator, for every caller (the serial loop, a Dask worker, bench check)
     t0, cpu0 = time.perf_counter(), time.process_time()
     cell, suite, limit = plan.cell, plan.suite, plan.eval_limit
     target, sources = plan.domains(by_name)

@@ -46,6 +46,7 @@ def cell_task(
     bundled Twitter sets come with the worker's own installation).
     """
     import torch
+    from transformers.utils import logging as hf_logging
 
     from bench.plugins import include
     from fewshot_ner.datasets import DATASETS, available_domains
@@ -56,6 +57,7 @@ def cell_task(
         if name not in DATASETS:
             DATASETS.add(name, spec)
     torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()  # weight-loading bars of several workers would interleave in the client's log
     if before is not None:
         before(plan.cell)
     domains, _ = available_domains(list(plan.suite.domains), opts.snap_dir, opts.image_text)

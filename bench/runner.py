@@ -155,17 +155,18 @@ def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunO
             )
 
 
-def _wall_s(record: Path) -> float | None:
+def _wall_s(record: Path, field: str = "wall_s") -> float | None:
+    """A record's ``wall_s`` (or another seconds field; None where the record lacks it)."""
     try:
-        return float(json.loads(record.read_text())["wall_s"])
+        return float(json.loads(record.read_text())[field])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _expected_wall_s(path: Path) -> float | None:
-    """Median wall time of the finished cells beside ``path`` (same row, target and K; any seed)."""
+def _expected_wall_s(path: Path, field: str = "wall_s") -> float | None:
+    """Median wall time (or ``field``) of the finished cells beside ``path`` (same row, target and K; any seed)."""
     siblings = path.parent.glob(f"{path.name.rsplit('-s', 1)[0]}-s*.json")
-    walls = [w for p in siblings if not p.name.endswith(".trace.json") and (w := _wall_s(p)) is not None]
+    walls = [w for p in siblings if not p.name.endswith(".trace.json") and (w := _wall_s(p, field)) is not None]
     return float(np.median(walls)) if walls else None
 
 
@@ -233,8 +234,9 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         def write(plan: CellPlan, record: dict, traces: list[dict], env: dict) -> Path:
             return write_cell(plan, record, traces, meta | {"env": env, "worker": "dask"})
 
-        # the longest cells first, so that no worker is left with a long one while the others idle
-        expected = cell_seconds([p.path for p in todo], opts.results_dir, _peers_dir(opts))
+        # the longest cells first, so that no worker is left with a long one while the others idle; by CPU seconds,
+        # which a cell that waited for another's source training (or shared the machine) does not inflate
+        expected = cell_seconds([p.path for p in todo], opts.results_dir, _peers_dir(opts), "cpu_s")
         longest_first = [p for _, p in sorted(zip(expected, todo, strict=True), key=lambda e: -e[0])]
         return written + run_on_dask(longest_first, opts, write, opts.before_cell, finished)
     expected = cell_seconds([p.path for p in todo], opts.results_dir, _peers_dir(opts))
@@ -270,13 +272,15 @@ def _peers_dir(opts: RunOptions) -> Path:
     return QUICK_REFERENCE_DIR if opts.quick else RESULTS_DIR
 
 
-def cell_seconds(paths: list[Path], results_dir: Path, committed_dir: Path = RESULTS_DIR) -> list[float]:
-    """Expected seconds of each cell: the median of the finished cells of its row, target and K, here
-    or in ``committed_dir``; else the median over all the others' expectations (else 60 s)."""
+def cell_seconds(
+    paths: list[Path], results_dir: Path, committed_dir: Path = RESULTS_DIR, field: str = "wall_s"
+) -> list[float]:
+    """Expected seconds of each cell: the median ``field`` (wall or CPU seconds) of the finished cells of its row,
+    target and K, here or in ``committed_dir``; else the median over all the others' expectations (else 60 s)."""
     known = []
     for path in paths:
         committed = committed_dir / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
-        known.append(_expected_wall_s(path) or _expected_wall_s(committed))
+        known.append(_expected_wall_s(path, field) or _expected_wall_s(committed, field))
     fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0
     return [k if k is not None else fallback for k in known]
 

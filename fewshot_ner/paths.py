@@ -28,3 +28,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def computed_once(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock`` on ``.<name>.lock`` beside ``path``) while a cache file is
+    looked up and, when missing, computed and written: of two processes after the same file, the second waits and
+    then finds it, instead of computing it again. The OS drops the lock of a process that dies; where ``fcntl`` is
+    missing (Windows) there is no lock, and both compute it, as before."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

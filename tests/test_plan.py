@@ -99,10 +99,11 @@ def test_dask_gets_the_longest_cells_first(suite, tiny_model_dir, tmp_path, monk
 
     opts = opts_for(tmp_path, tiny_model_dir, seeds=(1,), backend="dask")
     _, todo, _ = select(suite, opts)
-    for plan, wall in zip(todo, (10.0, 500.0), strict=True):  # a finished seed-0 peer of each cell
+    for plan, cpu in zip(todo, (10.0, 500.0), strict=True):  # a finished seed-0 peer of each cell
         peer = plan.path.with_name(plan.path.name.replace("-s1", "-s0"))
         peer.parent.mkdir(parents=True, exist_ok=True)
-        peer.write_text(json.dumps({"wall_s": wall}))
+        # by CPU seconds: the short cell's wall time was long (it waited, or shared the machine)
+        peer.write_text(json.dumps({"wall_s": 900.0 - cpu, "cpu_s": cpu}))
     order = []
     monkeypatch.setattr(bench.cluster, "run_on_dask", lambda plans, *a, **k: order.extend(plans) or [])
     run_suite(suite, opts)
