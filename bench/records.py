@@ -55,11 +55,11 @@ RESULTS_DIR = Path(os.environ.get("MFNER_RESULTS_DIR", ROOT / "results"))
 REPORTS_DIR = ROOT / "reports"
 QUICK_REFERENCE_DIR = ROOT / "reference" / "quick"  # the maintainers' --quick cells, never in the tables
 _PACKAGES = ("torch", "transformers", "seqeval", "numpy", "pandas", "pytorch-crf")
-OUTPUT_DIRS = ("results/", "reports/")  # what runs write; changes there leave the code as committed
+OUTPUT_DIRS = ("results/", "reports/", "reference/")  # what runs write; changes there leave the code as committed
 
 
 def git_state() -> dict[str, Any]:
-    """The commit, and whether the code differs from it (changes under results/ and reports/ don't count)."""
+    """The commit, and whether the code differs from it (changes under ``OUTPUT_DIRS`` don't count)."""
 
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=CODE_ROOT, capture_output=True, text=True, check=False).stdout
