@@ -354,19 +354,20 @@ def test_git_state_names_changed_files_and_ignores_outputs(tmp_path, monkeypatch
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
     git("init", "-q")
-    for name in ("code.py", "reports/t.md"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
+    for name in ("code.py", "reports/t.md", "reference/quick/r.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("a\n")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
     monkeypatch.setattr(records, "CODE_ROOT", tmp_path)
     assert records.git_state()["dirty"] is False
     (tmp_path / "reports/t.md").write_text("b\n")  # a run rewrote a report: the code is as committed
+    (tmp_path / "reference/quick/r.json").write_text("b\n")  # and the quick reference (--results-dir reference/quick)
     state = records.git_state()
-    assert state["dirty"] is False and state["dirty_files"] == ["reports/t.md"]
+    assert state["dirty"] is False and state["dirty_files"] == ["reference/quick/r.json", "reports/t.md"]
     (tmp_path / "code.py").write_text("b\n")
     state = records.git_state()
-    assert state["dirty"] is True and state["dirty_files"] == ["code.py", "reports/t.md"]
+    assert state["dirty"] is True and state["dirty_files"] == ["code.py", "reference/quick/r.json", "reports/t.md"]
 
 
 def test_case_figure_draws_emoji_as_a_placeholder(tmp_path):
