@@ -589,18 +589,21 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds: a killed run releases its cell claim
 
 
-def _quiet_libraries() -> None:
-    """``--quiet``: no progress bars from transformers either (weight loading)."""
+def _quiet_libraries(quiet: bool = True) -> None:
+    """No progress bars from transformers (weight loading): for ``--quiet`` and for output that is no terminal (a
+    log would fill with carriage returns); ``--quiet`` silences its warnings too. The environment reaches a
+    transformers imported later (nothing heavy is imported here); one imported already is told directly."""
     import os
 
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    try:
+    if quiet:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
+        if quiet:
+            hf_logging.set_verbosity_error()
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
@@ -611,8 +614,8 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_: objec
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warning
-    if getattr(args, "quiet", False):
-        _quiet_libraries()
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        _quiet_libraries(quiet=getattr(args, "quiet", False))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

@@ -300,3 +300,30 @@ def test_the_suite_bar_says_the_time_left_in_readable_units():
     from bench.runner import _duration
 
     assert [_duration(s) for s in (12, 420, 12_600)] == ["12 s", "7 min", "3.5 h"]
+
+
+def test_a_log_that_is_no_terminal_gets_plain_lines(suite, tiny_model_dir, tmp_path, capsys):
+    from bench.suites import SUITES
+
+    capsys.readouterr()  # what the fixtures printed
+    SUITES.add("mini", suite)
+    try:
+        argv = ["run", "--suite", "mini", "--encoder", str(tiny_model_dir), "--seeds", "0"]
+        assert main([*argv, "--results-dir", str(tmp_path), "--no-report"]) == 0  # no --quiet: stderr is captured
+    finally:
+        del SUITES._items["mini"]
+    out = capsys.readouterr()
+    assert "\r" not in out.out + out.err  # no progress bar redrawn in a log file
+    assert out.out.count("seed=0: F1") == 2  # one plain line a cell
+
+
+def test_the_report_says_which_records_ran_from_uncommitted_code():
+    import pandas as pd
+
+    from bench.report import _dirty_note
+
+    clean = pd.DataFrame({"label": ["A", "A", "B"], "dirty": [False, False, False]})
+    assert _dirty_note(clean) == ""
+    rows = pd.DataFrame({"label": ["A", "A", "B"], "dirty": [True, False, True]})
+    note = _dirty_note(rows)
+    assert "2 of 3 records" in note and "A (1)" in note and "B (1)" in note
