@@ -174,7 +174,8 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
     """What ``run_suite`` would do, without doing it: each selected cell as done, running or todo.
 
     ``wall_s``: a done cell's own wall time; for the others, the median of the finished cells of the
-    same row, target and K (``None`` when there is none yet); ``left_s`` subtracts a running
+    same row, target and K, here or committed (under ``--quick``, the quick reference's; ``None`` when there is
+    none); ``left_s`` subtracts a running
     cell's elapsed time from it. ``plan``: the cell's ``CellPlan``.
     """
     import datetime as dt
@@ -185,7 +186,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
     for plan, state in [*((p, "done") for p in done), *((p, "todo") for p in todo)]:
         path = plan.path
         holder = claim_holder(path) if state == "todo" else None
-        wall = _wall_s(path) if state == "done" else _expected_wall_s(path)
+        wall = _wall_s(path) if state == "done" else _peer_seconds(path, opts.results_dir, _peers_dir(opts))
         left = 0.0 if state == "done" else wall
         if holder and wall is not None and holder.get("since"):
             elapsed = (now - dt.datetime.fromisoformat(holder["since"])).total_seconds()
@@ -272,15 +273,18 @@ def _peers_dir(opts: RunOptions) -> Path:
     return QUICK_REFERENCE_DIR if opts.quick else RESULTS_DIR
 
 
+def _peer_seconds(path: Path, results_dir: Path, committed_dir: Path, field: str = "wall_s") -> float | None:
+    """The median ``field`` of the finished cells of ``path``'s row, target and K, here or in ``committed_dir``."""
+    committed = committed_dir / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
+    return _expected_wall_s(path, field) or _expected_wall_s(committed, field)
+
+
 def cell_seconds(
     paths: list[Path], results_dir: Path, committed_dir: Path = RESULTS_DIR, field: str = "wall_s"
 ) -> list[float]:
     """Expected seconds of each cell: the median ``field`` (wall or CPU seconds) of the finished cells of its row,
     target and K, here or in ``committed_dir``; else the median over all the others' expectations (else 60 s)."""
-    known = []
-    for path in paths:
-        committed = committed_dir / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
-        known.append(_expected_wall_s(path, field) or _expected_wall_s(committed, field))
+    known = [_peer_seconds(path, results_dir, committed_dir, field) for path in paths]
     fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0
     return [k if k is not None else fallback for k in known]
 

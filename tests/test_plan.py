@@ -108,3 +108,18 @@ def test_dask_gets_the_longest_cells_first(suite, tiny_model_dir, tmp_path, monk
     monkeypatch.setattr(bench.cluster, "run_on_dask", lambda plans, *a, **k: order.extend(plans) or [])
     run_suite(suite, opts)
     assert [p.path for p in order] == [todo[1].path, todo[0].path]
+
+
+def test_a_quick_dry_run_estimates_from_the_quick_reference(suite, tiny_model_dir, tmp_path, monkeypatch):
+    import bench.runner
+
+    reference, scratch = tmp_path / "reference", tmp_path / "quick"
+    monkeypatch.setattr(bench.runner, "QUICK_REFERENCE_DIR", reference)
+    opts = opts_for(scratch, tiny_model_dir, quick=True, seeds=(0,))
+    _, todo, _ = select(suite, opts)
+    peer = reference / todo[0].path.relative_to(scratch)
+    peer.parent.mkdir(parents=True)
+    peer.write_text(json.dumps({"wall_s": 42.0, "cpu_s": 40.0}))
+    rows = {r["record"]: r for r in plan_suite(suite, opts)}
+    assert rows[str(todo[0].path)]["wall_s"] == 42.0  # the reference's cell, not the full grid's
+    assert rows[str(todo[1].path)]["wall_s"] is None  # no peer anywhere
