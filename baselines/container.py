@@ -34,6 +34,7 @@ from fewshot_ner.data import Sentence
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.features import Padded
 from fewshot_ner.method import METHODS
+from fewshot_ner.registry import check_choice
 from fewshot_ner.trainer import restore, snapshot
 
 DECODES = ("hidden", "gaussian")
@@ -154,8 +155,7 @@ class Container(NNShot):
 
     @classmethod
     def check_own(cls, own: dict[str, Any]) -> None:
-        if own["decode"] not in DECODES:
-            raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {own['decode']!r}")
+        check_choice("decode", own["decode"], DECODES)
         if int(own["embedding_dim"]) < 1 or int(own["support_steps"]) < 0:
             raise ValueError("embedding_dim must be >= 1 and support_steps >= 0")
         if float(own["transition_power"]) < 0 or float(own["support_lr"]) <= 0:

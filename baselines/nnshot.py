@@ -31,6 +31,7 @@ from fewshot_ner import crf
 from fewshot_ner.episodes import TestEpisode
 from fewshot_ner.labels import canonical_label, label_ids
 from fewshot_ner.method import METHODS, RunContext, SourceTask
+from fewshot_ner.registry import check_choice
 
 DISTANCES = ("euclidean", "cosine")
 IMPOSSIBLE = -1e4  # the log-probability of a transition the source never makes
@@ -163,8 +164,7 @@ class NNShot(BertCRF):
     @classmethod
     def check_own(cls, own: dict[str, Any]) -> None:
         """A ``ValueError`` for an own option out of range."""
-        if own["distance"] not in DISTANCES:
-            raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {own['distance']!r}")
+        check_choice("distance", own["distance"], DISTANCES)
         if float(own.get("temperature", 1.0)) <= 0:
             raise ValueError(f"temperature must be > 0, got {own['temperature']}")
 
