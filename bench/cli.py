@@ -14,6 +14,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.suites import QUICK_EPISODES, QUICK_TRAIN_EPISODES
+from fewshot_ner.defaults import DEFAULT_IMAGE_TEXT
 
 EXAMPLES = """\
 examples:
@@ -39,7 +40,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--snap-dir", metavar="DIR", help="folder with SNAP's train/valid/test.txt (or set MFNER_SNAP_DIR)")
     g.add_argument(
         "--image-text",
-        default="blip2",
+        default=DEFAULT_IMAGE_TEXT,
         metavar="SOURCE|PATH",
         help="each tweet's image text: blip2 (BLIP-2 captions, the default), owl (long image descriptions, a "
         "subset of the images), pgim (language-model-written contexts, not captions), none (empty), or a "

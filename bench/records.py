@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from fewshot_ner.datasets import DATASETS
+from fewshot_ner.datasets import DATASETS, DEFAULT_IMAGE_TEXT
 from fewshot_ner.paths import atomic_path
 
 
@@ -321,7 +321,7 @@ def tidy(rows: pd.DataFrame, suite: str) -> pd.DataFrame:
         return pd.DataFrame(columns=list(TIDY_COLUMNS))
     table = rows.assign(suite=suite).reindex(columns=list(TIDY_COLUMNS))
     table["precision"] = table["precision"].fillna("fp32")
-    table["image_text"] = table["image_text"].fillna("blip2")
+    table["image_text"] = table["image_text"].fillna(DEFAULT_IMAGE_TEXT)
     table["row"] = table["row"].fillna(table["label"].str.partition("@")[0])
     table["f1"] = table["f1"].round(4)
     return table.sort_values(["label", "target", "k", "seed"], kind="stable").reset_index(drop=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fewshot_ner.data import LoadReport, Sentence, attach_image_text, read_conll, read_image_text
+from fewshot_ner.defaults import DEFAULT_IMAGE_TEXT
 from fewshot_ner.registry import Registry
 
 #: The folder with the shipped data (``data/`` at the repository root).
@@ -27,7 +28,6 @@ IMAGE_TEXT_SOURCES = {
     "pgim": "PGIM's contexts: language-model-written text prompted with the tweet and its caption, not captions",
     "none": "no image text (every tweet's is empty)",
 }
-DEFAULT_IMAGE_TEXT = "blip2"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-from fewshot_ner.datasets import Domain
+from fewshot_ner.datasets import DEFAULT_IMAGE_TEXT, Domain
 from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, Precision, WordEncoder
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.registry import Registry, check_choice
@@ -40,7 +40,7 @@ class RunContext:
     device: str = "cpu"
     encoder: str = DEFAULT_ENCODER
     progress: bool = True
-    image_text: str = "blip2"  # the run's image-text source; "none": the text+image view is the text view
+    image_text: str = DEFAULT_IMAGE_TEXT  # the run's image-text source; "none": the text+image view is the text view
     precision: Precision = DEFAULT_PRECISION  # the encoder's arithmetic (fewshot_ner.encoder: fp32 | bf16)
 
     @property
