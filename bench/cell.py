@@ -236,9 +236,8 @@ def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tu
         "fit_s": round(fit_s, 3),
         "predict_s": round(predict_s, 3),
         "wall_s": round(time.perf_counter() - t0, 3),
-        "cpu_s": round(
-            time.process_time() - cpu0, 3
-        ),  # every thread of this process: a cost that load beside it leaves
+        # CPU seconds of every thread of this process: unlike wall_s, not inflated by load beside the cell
+        "cpu_s": round(time.process_time() - cpu0, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "fit_report": method.fit_report(),
     }

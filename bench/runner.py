@@ -155,18 +155,18 @@ def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunO
             )
 
 
-def _wall_s(record: Path, field: str = "wall_s") -> float | None:
-    """A record's ``wall_s`` (or another seconds field; None where the record lacks it)."""
+def _record_seconds(record: Path, field: str = "wall_s") -> float | None:
+    """A record's ``wall_s`` (or another seconds field, ``cpu_s``); None where the record lacks it."""
     try:
         return float(json.loads(record.read_text())[field])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _expected_wall_s(path: Path, field: str = "wall_s") -> float | None:
-    """Median wall time (or ``field``) of the finished cells beside ``path`` (same row, target and K; any seed)."""
+def _median_seconds(path: Path, field: str = "wall_s") -> float | None:
+    """Median ``field`` (wall or CPU seconds) of the finished cells beside ``path`` (same row, target and K)."""
     siblings = path.parent.glob(f"{path.name.rsplit('-s', 1)[0]}-s*.json")
-    walls = [w for p in siblings if not p.name.endswith(".trace.json") and (w := _wall_s(p, field)) is not None]
+    walls = [w for p in siblings if not p.name.endswith(".trace.json") and (w := _record_seconds(p, field)) is not None]
     return float(np.median(walls)) if walls else None
 
 
@@ -186,7 +186,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
     for plan, state in [*((p, "done") for p in done), *((p, "todo") for p in todo)]:
         path = plan.path
         holder = claim_holder(path) if state == "todo" else None
-        wall = _wall_s(path) if state == "done" else _peer_seconds(path, opts.results_dir, _peers_dir(opts))
+        wall = _record_seconds(path) if state == "done" else _peer_seconds(path, opts.results_dir, _peers_dir(opts))
         left = 0.0 if state == "done" else wall
         if holder and wall is not None and holder.get("since"):
             elapsed = (now - dt.datetime.fromisoformat(holder["since"])).total_seconds()
@@ -276,7 +276,7 @@ def _peers_dir(opts: RunOptions) -> Path:
 def _peer_seconds(path: Path, results_dir: Path, committed_dir: Path, field: str = "wall_s") -> float | None:
     """The median ``field`` of the finished cells of ``path``'s row, target and K, here or in ``committed_dir``."""
     committed = committed_dir / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
-    return _expected_wall_s(path, field) or _expected_wall_s(committed, field)
+    return _median_seconds(path, field) or _median_seconds(committed, field)
 
 
 def cell_seconds(

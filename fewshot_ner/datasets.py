@@ -285,7 +285,7 @@ def episode_sentences(domain: Domain, episodes: Sequence[Any]) -> Domain:
     keys = {s.key for ep in episodes for s in (*ep.support, *ep.query)}
     sentences = tuple(s for s in domain.sentences if s.key in keys)
     digest = hashlib.sha256(f"{domain.data_hash}:sentences:{','.join(sorted(keys))}".encode()).hexdigest()
-    return dataclasses.replace(domain, sentences=sentences, data_hash=digest, episode_hash=domain.episode_hash)
+    return dataclasses.replace(domain, sentences=sentences, data_hash=digest)  # episode_hash: the whole's, copied
 
 
 def split_part(domain: Domain, split: str, suffix: str) -> Domain:
