@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -86,9 +87,27 @@ def _records(results_dir: Path) -> pd.DataFrame:
 def _per_seed(rows: pd.DataFrame, where: tuple[str, str], target: str, k: int) -> pd.DataFrame:
     suite, label = where
     if rows.empty:
-        return rows
+        return pd.DataFrame(columns=["seed", "f1", "episodes_sha256"])
     hit = rows[(rows.suite == suite) & (rows.label == label) & (rows.target == target) & (rows.k == k)]
     return hit[["seed", "f1", "episodes_sha256"]]
+
+
+def _paired_differences(first: pd.DataFrame, second: pd.DataFrame) -> np.ndarray:
+    """Per seed, the first row's F1 minus the second's, over the seeds both ran on the same episode file."""
+    pairs = first.merge(second, on="seed", suffixes=("", "_b"))
+    pairs = pairs[pairs.episodes_sha256 == pairs.episodes_sha256_b].sort_values("seed")
+    return (pairs.f1 - pairs.f1_b).to_numpy()
+
+
+def _line(diffs: np.ndarray, ahead: str, words: tuple[str, str]) -> tuple[str, str]:
+    """(mean, seeds ahead, interval; verdict) of per-seed differences."""
+    if len(diffs) == 0:
+        return "-", "not run"
+    interval = seed_interval(diffs)
+    text = f"{diffs.mean():+.2f}, {int((diffs > 0).sum())}/{len(diffs)} {ahead}"
+    if interval is not None:
+        text += f", [{interval[0]:+.2f}, {interval[1]:+.2f}]"
+    return text, verdict(interval, len(diffs), words)
 
 
 def claim_line(rows: pd.DataFrame, size: Size, a: str, b: str | None, target: str, k: int) -> tuple[str, str]:
@@ -100,20 +119,63 @@ def claim_line(rows: pd.DataFrame, size: Size, a: str, b: str | None, target: st
         ref = paper.REPORTED.get((a, k), {}).get(target)
         if ref is None or first.empty:
             return "-", "not run"
-        diffs = first.sort_values("seed").f1.to_numpy() - ref[0]
-        ahead, words = "reach it", ("above the paper's", "below the paper's")
-    else:
-        pairs = first.merge(_per_seed(rows, size.rows[b], target, k), on="seed", suffixes=("", "_b"))
-        pairs = pairs[pairs.episodes_sha256 == pairs.episodes_sha256_b].sort_values("seed")
-        diffs = (pairs.f1 - pairs.f1_b).to_numpy()
-        ahead, words = "ahead", ("holds", "reversed")
-    if len(diffs) == 0:
-        return "-", "not run"
-    interval = seed_interval(diffs)
-    text = f"{diffs.mean():+.2f}, {int((diffs > 0).sum())}/{len(diffs)} {ahead}"
-    if interval is not None:
-        text += f", [{interval[0]:+.2f}, {interval[1]:+.2f}]"
-    return text, verdict(interval, len(diffs), words)
+        return _line(
+            first.sort_values("seed").f1.to_numpy() - ref[0], "reach it", ("above the paper's", "below the paper's")
+        )
+    return _line(_paired_differences(first, _per_seed(rows, size.rows[b], target, k)), "ahead", ("holds", "reversed"))
+
+
+def size_line(
+    rows: pd.DataFrame, row: str, target: str, k: int, small: Size = MINILM, large: Size = BASE
+) -> tuple[str, str]:
+    """(large minus small: mean, seeds ahead, interval; verdict) for one row both sizes declare, on the same episodes."""
+    first = _per_seed(rows, large.rows[row], target, k)
+    return _line(_paired_differences(first, _per_seed(rows, small.rows[row], target, k)), "ahead", ("gains", "loses"))
+
+
+#: Every row both sizes declare, in the order of the claims, with the shots its claims are made at.
+SHARED_ROWS: dict[str, tuple[int, ...]] = {
+    r: tuple(sorted({k for _, a, b, shots in CLAIMS if r in (a, b) for k in shots}))
+    for r in BASE.rows
+    if r in MINILM.rows
+}
+
+
+def size_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """What the base configuration buys each row: one line per row, K and target with paired seeds."""
+    out = []
+    for row, shots in SHARED_ROWS.items():
+        for k in shots:
+            for target in TARGETS:
+                text, word = size_line(rows, row, target, k)
+                if word != "not run":
+                    out.append(
+                        {
+                            "row": row,
+                            "K": k,
+                            "target": short_name(target),
+                            f"{BASE.name} − {MINILM.name}": text,
+                            "verdict": word,
+                        }
+                    )
+    return pd.DataFrame(out)
+
+
+#: Verdicts that say which way a difference goes (a changed one of these is news); the rest say no verdict yet.
+DECIDED = ("holds", "reversed", "not detectable", "above the paper's", "below the paper's")
+
+
+def changed_verdicts(table: pd.DataFrame) -> list[str]:
+    """One line per claim whose verdict at the base size differs from MiniLM's, both sizes decided."""
+    lines = []
+    for row in table.to_dict("records"):
+        small, large = row[f"{MINILM.name}: verdict"], row[f"{BASE.name}: verdict"]
+        if small in DECIDED and large in DECIDED and small != large:
+            lines.append(
+                f"{row['claim']}, K={row['K']} {row['target']}: {small} at {MINILM.name} ({row[MINILM.name]}), "
+                f"{large} at {BASE.name} ({row[BASE.name]})"
+            )
+    return lines
 
 
 def _paper_difference(a: str, b: str | None, target: str, k: int) -> str:
@@ -124,8 +186,8 @@ def _paper_difference(a: str, b: str | None, target: str, k: int) -> str:
     return f"{pa[0] - pb[0]:+.2f}" if pa and pb else "-"
 
 
-def claims_table(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
-    rows = _records(results_dir)
+def claims_table(results_dir: Path = RESULTS_DIR, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    rows = _records(results_dir) if rows is None else rows
     out = []
     for claim, a, b, shots in CLAIMS:
         for k in shots:
@@ -168,13 +230,44 @@ Built by `bench report --suite claims` (and by every report of the suites it rea
 def write_claims(results_dir: Path = RESULTS_DIR, reports_dir: Path | None = None) -> Path:
     reports_dir = reports_dir or reports_dir_for(results_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    table = claims_table(results_dir)
+    rows = _records(results_dir)
+    table = claims_table(results_dir, rows)
     body = tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
     path = reports_dir / "claims.md"
     figure = claims_forest(table, reports_dir / "figures" / "forest-claims.png")
     picture = f"\n![forest-claims](figures/{figure.name})\n" if figure else ""
-    write_text_atomic(path, INTRO + body + "\n" + picture)
+    write_text_atomic(path, INTRO + body + "\n" + picture + _changed_section(table) + _size_section(rows))
     return path
+
+
+def _changed_section(table: pd.DataFrame) -> str:
+    lines = changed_verdicts(table)
+    listed = "".join(f"- {line}\n" for line in lines) if lines else "None so far.\n"
+    return (
+        "\n## Verdicts that differ between the two sizes\n\n"
+        f"Each claim above whose verdict at {BASE.name} is not its verdict at {MINILM.name}, both decided "
+        "(3 seeds or more at each).\n\n" + listed
+    )
+
+
+def _size_section(rows: pd.DataFrame) -> str:
+    table = size_table(rows)
+    body = (
+        tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True) + "\n"
+        if not table.empty
+        else "No row has run at both sizes on the same episodes yet.\n"
+    )
+    waiting = sum(len(shots) for shots in SHARED_ROWS.values()) * len(TARGETS) - len(table)
+    return (
+        "\n## What the base size buys each row\n\n"
+        f"Per seed, a row's F1 at {BASE.name} minus the same row's at {MINILM.name}, on the same test episodes "
+        "(the claims' rows; MFNER is its fast profile at the base size): the mean over seeds, the seeds where the "
+        "base size is ahead, the 95% t-interval over seeds; verdict: gains (interval above 0), loses (below), not "
+        "detectable. What it measures is the base configuration as a whole (the larger encoder, bf16, the word "
+        "embeddings frozen), not the encoder alone; neither bf16 nor MFNER's fast profile moved F1 detectably "
+        f"at MiniLM (docs/cost.md). {waiting} row, K and target line(s) have not run at both "
+        "sizes yet and are left out.\n\n" + body
+    )
 
 
 def claims_forest(table: pd.DataFrame, path: Path) -> Path | None:

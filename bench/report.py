@@ -13,7 +13,7 @@ from bench import paper
 from bench.breakdown import breakdown_table, scored_cells, type_table
 from bench.methods import METHODS
 from bench.paired import AXIS_COLUMN, axis_table, declared_table, paired_table
-from bench.plots import forest_figure, table_figure
+from bench.plots import forest_figure, numbers_in, table_figure
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, tidy, write_text_atomic
 from bench.suites import Suite
 from bench.traces import suite_traces
@@ -283,6 +283,63 @@ def _declared_section(suite: Suite, rows: pd.DataFrame, figures: Path) -> str:
     )
 
 
+#: Each few-shot peer against the one below it in Few-NERD's published 1~2-shot order (A, B: A's lead).
+FEWNERD_PAIRS = (("NNShot", "ProtoNet"), ("StructShot", "NNShot"), ("CONTaiNER", "StructShot"))
+
+
+def fewnerd_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The declared-pair table of ``FEWNERD_PAIRS`` with Few-NERD's difference in place of the paper's, and
+    whether our interval over seeds orders the two rows as Few-NERD does."""
+    table, notes = declared_table(rows, FEWNERD_PAIRS)
+    if table.empty:
+        return table, notes
+    published, order = [], []
+    for r in table.to_dict("records"):
+        a, b = (paper.FEWNERD_INTER_5WAY[(m, r["K"])] for m in (_row_name(r["A"]), _row_name(r["B"])))
+        published.append(f"{a - b:+.2f}")
+        order.append(_order_word(numbers_in(r["95% CI (seeds)"]), a - b))
+    table = table.drop(columns="paper").assign(**{"Few-NERD": published, "order": order})
+    return table, notes
+
+
+def _order_word(interval: list[float], published: float) -> str:
+    """Whether an interval over seeds ([lo, hi], or none) lies on the side of a published difference."""
+    if not interval:
+        return "too few seeds"
+    if all(x * published > 0 for x in interval):
+        return "as Few-NERD"
+    if all(x * published < 0 for x in interval):
+        return "against Few-NERD"
+    return "not detectable"
+
+
+def _row_name(label: str) -> str:
+    """The method of a record label: the text before an encoder tag ("ProtoNet@mpnet-base (bf16)" -> "ProtoNet")."""
+    return label.split("@")[0].split(" (")[0]
+
+
+def _fewnerd_section(suite: Suite, rows: pd.DataFrame, figures: Path) -> str:
+    if rows.empty or not any(_row_name(label) == a for a, _ in FEWNERD_PAIRS for label in set(rows.label)):
+        return ""
+    table, notes = fewnerd_table(rows)
+    if table.empty:
+        return ""
+    published = ", ".join(
+        f"{m} {paper.FEWNERD_INTER_5WAY[(m, 1)]:.2f} / {paper.FEWNERD_INTER_5WAY[(m, 5)]:.2f}"
+        for m in ("ProtoNet", "NNShot", "StructShot", "CONTaiNER")
+    )
+    return (
+        "\n## The few-shot peers beside Few-NERD's published order\n\n"
+        "Few-NERD (inter, 5-way; 1~2 shot / 5~10 shot, F1 as published; ProtoNet is its ProtoBERT): "
+        f"{published} (Ding et al. 2021; CONTaiNER: Das et al. 2022). Each peer against the one below it in the "
+        "1~2-shot order, paired as the declared pairs are; 'Few-NERD': the same difference of the published "
+        "figures (our K=1 beside 1~2 shot, K=5 beside 5~10 shot); order: as Few-NERD (our interval over seeds "
+        "on the side of its difference), against Few-NERD (on the other side), not detectable (it holds 0). "
+        "Wikipedia with 66 fine types is not tweets with 4 types: the order is what may carry over, not the "
+        "figures.\n\n" + _differences(table, notes)
+    )
+
+
 def published_table(suite: Suite, rows: pd.DataFrame) -> pd.DataFrame:
     """The ``fulldata`` rows (mean ± std over seeds) and the published full-data figures, a column per target;
     each published row also gives our best row minus it, best among the rows with the most seeds on that
@@ -411,7 +468,11 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
     )
     n = len(rows)
     figures = reports_dir / "figures"
-    paired = _paired_section(suite, rows, figures) + _declared_section(suite, rows, figures)
+    paired = (
+        _paired_section(suite, rows, figures)
+        + _declared_section(suite, rows, figures)
+        + _fewnerd_section(suite, rows, figures)
+    )
     figure = table_figure(
         rows,
         f"{suite.name}: entity F1 per row, ours beside the paper's",

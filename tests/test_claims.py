@@ -53,3 +53,54 @@ def test_claim_line_pairs_seeds_on_the_same_episodes_only():
     assert claim_line(rows, MINILM, "MFNER", "WPZ", "twitter2015", 1) == ("-", "not run")
     text, word = claim_line(rows, MINILM, "MFNER", None, "twitter2015", 1)  # against the paper's 66.79
     assert text.startswith("-16.29, 0/4 reach it") and word == "below the paper's"
+
+
+def test_size_line_pairs_the_base_row_with_the_minilm_row_on_the_same_episodes():
+    from bench.claims import BASE, size_line
+
+    base_label = BASE.rows["ProtoNet"][1]
+    rows = pd.DataFrame(
+        _records("ProtoNet", "table3", [40.0, 41.0, 42.0, 43.0])
+        + _records(base_label, "base", [47.0, 49.0, 48.0])
+        + [{**_records(base_label, "base", [0.0])[0], "seed": 3, "episodes_sha256": "other"}]
+    )
+    text, word = size_line(rows, "ProtoNet", "twitter2015", 1)
+    lo, hi = seed_interval(np.array([7.0, 8.0, 6.0]))  # seed 3 of the base row scored other episodes
+    assert text == f"+7.00, 3/3 ahead, [{lo:+.2f}, {hi:+.2f}]" and word == "gains"
+    assert size_line(rows, "WPZ", "twitter2015", 1) == ("-", "not run")
+
+
+def test_the_rows_of_the_size_table_are_those_both_sizes_declare_at_their_claims_shots():
+    from bench.claims import SHARED_ROWS
+
+    assert SHARED_ROWS["MFNER"] == (1, 5) and SHARED_ROWS["BERT+CRF transfer"] == (1, 5)
+    assert SHARED_ROWS["MFNER text only"] == (1,) and SHARED_ROWS["SpanNER text+image"] == (1,)
+    assert "ITA" not in SHARED_ROWS  # not run at the base size
+
+
+def test_changed_verdicts_lists_only_claims_decided_at_both_sizes():
+    from bench.claims import BASE, changed_verdicts
+
+    def line(claim: str, small: str, large: str) -> dict:
+        return {
+            "claim": claim,
+            "K": 1,
+            "target": "T15",
+            MINILM.name: "+1.00",
+            f"{MINILM.name}: verdict": small,
+            BASE.name: "-1.00",
+            f"{BASE.name}: verdict": large,
+        }
+
+    table = pd.DataFrame(
+        [
+            line("a", "not detectable", "reversed"),
+            line("b", "holds", "holds"),
+            line("c", "holds", "too few seeds (2)"),
+            line("d", "holds", "not run"),
+            line("e", "below the paper's", "above the paper's"),
+        ]
+    )
+    changed = changed_verdicts(table)
+    assert [c.split(",")[0] for c in changed] == ["a", "e"]
+    assert changed[0].startswith("a, K=1 T15: not detectable at MiniLM-L6 (fp32) (+1.00), reversed at")

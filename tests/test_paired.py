@@ -222,3 +222,28 @@ def test_episode_only_bootstrap_undercovers_when_seeds_vary():
     narrow: 300 simulated 5-seed grids, seed sd 3, episode sd 5: the seed interval ~95%, the episode one far less."""
     covered, episodes_only = _simulated_coverage(5, 300, seed_sd=3.0, episode_sd=5.0, n_boot=400)
     assert covered >= 0.9 and episodes_only <= 0.5, (covered, episodes_only)
+
+
+def test_the_few_shot_peers_are_ordered_against_few_nerds_published_differences():
+    from bench.report import fewnerd_table
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in (1, 5):
+        for seed in range(3):
+            proto = rng.uniform(30, 60, size=40)
+            nn = proto + 3.0 + 0.5 * seed  # NNShot ahead of ProtoNet on every seed
+            struct = nn - 2.0 - 0.5 * seed  # StructShot behind NNShot on every seed
+            rows += [
+                {**_rec(label, seed, list(f1s)), "k": k}
+                for label, f1s in (("ProtoNet", proto), ("NNShot", nn), ("StructShot", struct))
+            ]
+    table, _ = fewnerd_table(pd.DataFrame(rows))
+    got = {(r["K"], r["A"], r["B"]): (r["Few-NERD"], r["order"]) for r in table.to_dict("records")}
+    assert got == {
+        (1, "NNShot", "ProtoNet"): ("+8.41", "as Few-NERD"),  # 47.24 - 38.83
+        (1, "StructShot", "NNShot"): ("+4.64", "against Few-NERD"),  # 51.88 - 47.24
+        (5, "NNShot", "ProtoNet"): ("-3.15", "against Few-NERD"),  # 55.64 - 58.79: ProtoBERT ahead at 5~10 shot
+        (5, "StructShot", "NNShot"): ("+1.68", "against Few-NERD"),
+    }  # no CONTaiNER rows: no CONTaiNER line
+    assert "paper" not in table.columns
