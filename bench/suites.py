@@ -478,6 +478,11 @@ SUITES.add(
             MethodSpec("ProtoNet text+image", "protonet", BASE_META | {"input": "text+image"}),
             MethodSpec("WPZ text+image", "wpz", BASE_META | {"input": "text+image"}),
             MethodSpec("SpanNER text+image", "spanner", BASE_META | {"input": "text+image"}),
+            # beyond the paper (the few-shot peers): on the transfer row's source tagger (its cached weights), so a
+            # cell costs only its test episodes. StructShot: the best of the three on the source-domain probe
+            # (probes, T15 train -> valid, 1 shot); NNShot beside it, for what the transitions are worth.
+            MethodSpec("NNShot", "nnshot", BASE | {"transfer_train_layers": "all"}),
+            MethodSpec("StructShot", "structshot", BASE | {"transfer_train_layers": "all"}),
         ),
         domains=("twitter2017", "twitter2015"),
         encoder="mpnet-base",
@@ -494,6 +499,10 @@ SUITES.add(
             ("ProtoNet text+image", "ProtoNet"),  # Table 6
             ("WPZ text+image", "WPZ"),
             ("SpanNER text+image", "SpanNER"),
+            ("StructShot", "BERT+CRF transfer"),  # the few-shot peers against plain transfer, as in table3
+            ("NNShot", "BERT+CRF transfer"),
+            ("StructShot", "NNShot"),
+            ("MFNER fast", "StructShot"),
         ),
     ),
 )

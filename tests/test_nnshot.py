@@ -99,3 +99,20 @@ def test_nnshot_shares_bert_crf_transfers_source_training(tiny_model_dir):
         NNShot.check_options({"distance": "manhattan"})
     with pytest.raises(ValueError, match="trains on the source only"):
         NNShot.check_options({"protocol": "support"})
+
+
+@pytest.mark.parametrize("suite_name", ["table3", "base"])
+def test_every_suites_peers_train_the_source_as_its_transfer_row(suite_name):
+    """NNShot and StructShot load the transfer row's cached source tagger only if their tagger options equal its."""
+    from baselines.bert_crf import BertCRF
+    from bench.suites import HARNESS_OPTIONS, SUITES
+
+    def tagger(options: dict) -> dict:
+        return {k: v for k, v in options.items() if k not in HARNESS_OPTIONS}
+
+    specs = {m.label: m for m in SUITES.get(suite_name).methods}
+    transfer = specs["BERT+CRF transfer"]
+    for label in ("NNShot", "StructShot"):
+        peer = specs[label]
+        assert peer.options.get("precision") == transfer.options.get("precision")
+        assert NNShot.check_options(tagger(peer.options)) == BertCRF.check_options(tagger(transfer.options)), label
