@@ -33,7 +33,9 @@ if [ "$W" = b ]; then
 fi
 # The paper's claims at base size (suite base: mpnet-base, bf16, embeddings frozen). 1. T17 -> T15, the
 # fair target, seed by seed so that a grid cut short leaves whole seeds to pair; 1 shot, then 5 shots.
-ROWS=(--method "MFNER fast" --method ProtoNet --method WPZ --method SpanNER --method "BERT+CRF transfer" --method BERT+CRF)
+# NNShot and StructShot (the few-shot peers) load the transfer row's cached source tagger: a cell is its test episodes.
+ROWS=(--method "MFNER fast" --method ProtoNet --method WPZ --method SpanNER --method "BERT+CRF transfer" --method BERT+CRF
+  --method NNShot --method StructShot)
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2015 --k 1 --seeds $s; done
 # 2. MFNER's ablations (Tables 4 and 5) and 3. Table 6, T17 -> T15, 1 shot.
 for s in 0 1 2 3 4; do
