@@ -508,6 +508,30 @@ SUITES.add(
 )
 
 SUITES.add(
+    "probes-mfner-base",
+    Suite(
+        name="probes-mfner-base",
+        description=(
+            "MFNER's strongest candidate change from its MiniLM probes (probes-mfner), the encoder's dropout, probed "
+            "again at the paper's encoder size in the base configuration: Twitter-2015's train split -> episodes of "
+            "its valid split (never a target's test episodes), paired with the configuration the base grid runs; "
+            "1 shot, seed 0."
+        ),
+        methods=(
+            MethodSpec("MFNER fast", "mfner", BASE_MFNER),
+            MethodSpec("dropout", "mfner", BASE_MFNER | {"encoder_dropout": True}),
+        ),
+        domains=("twitter2015",),
+        shots=(1,),
+        seeds=(0,),
+        max_episodes=100,
+        protocol="dev",
+        encoder="mpnet-base",
+        reference="MFNER fast",
+    ),
+)
+
+SUITES.add(
     "kernels",
     Suite(
         name="kernels",
