@@ -30,6 +30,8 @@ if [ "$W" = b ]; then
   run --suite probes-mfner --k 1
   run --suite probes "${PEER_PROBES[@]}"
   run --suite probes-mfner --k 5
+  # the strongest candidate of those probes (the encoder's dropout) again at mpnet-base: 2 cells
+  run --suite probes-mfner-base
 fi
 # The paper's claims at base size (suite base: mpnet-base, bf16, embeddings frozen). 1. T17 -> T15, the
 # fair target, seed by seed so that a grid cut short leaves whole seeds to pair; 1 shot, then 5 shots.
