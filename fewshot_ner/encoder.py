@@ -232,6 +232,8 @@ class WordEncoder(nn.Module):
         self.hidden_size: int = self.model.config.hidden_size
         self.token_cache = True  # False: tokenize every call (what scripts/time_mfner.py compares against)
         self._token_cache: dict[tuple[tuple[str, ...], str | None], _Encoded] = {}
+        self.cast_cache = True  # False: autocast casts every weight in every call (the timing peer)
+        self._casts: dict[str, tuple[tuple[int, int], Tensor]] = {}
         self.eval()  # like transformers: inference mode until a trainer calls .train()
 
     @property
@@ -373,9 +375,42 @@ class WordEncoder(nn.Module):
         return self._hidden(batch)[:, 0].float()
 
     def _hidden(self, batch: WordBatch) -> Tensor:
-        """The transformer's last hidden states ``(B, S, H)``, under autocast in ``bf16``."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        """The transformer's last hidden states ``(B, S, H)``, under autocast in ``bf16``.
+
+        In ``bf16`` the linear layers get their weights already cast (``linear_casts``), so a call
+        spends no time casting weights that have not changed since the last call.
+        """
+        if self.precision != "bf16":
             return self.model(**batch.inputs).last_hidden_state
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            if not self.cast_cache:
+                return self.model(**batch.inputs).last_hidden_state
+            casts = self.linear_casts()
+            return torch.func.functional_call(self.model, casts, (), batch.inputs, strict=False).last_hidden_state
+
+    def linear_casts(self) -> dict[str, Tensor]:
+        """Each linear layer's weight and bias in bfloat16, by parameter name, for one call of the model.
+
+        What autocast would compute in the call, to the last bit: the cast is kept while the parameter is
+        unchanged (the same storage, no in-place update since: ``_version``), and a parameter that
+        trains gets it through ``CastBack``, whose backward returns the gradient to float32 as
+        autocast's cast does, one node per call, so gradients accumulate in float32 as before.
+        """
+        out: dict[str, Tensor] = {}
+        for module_name, module in self.model.named_modules():
+            if not isinstance(module, nn.Linear):
+                continue
+            for name, param in module.named_parameters(recurse=False):
+                key = f"{module_name}.{name}"
+                stamp = (param._version, param.data_ptr())
+                hit = self._casts.get(key)
+                if hit is None or hit[0] != stamp:
+                    with torch.inference_mode(False), torch.no_grad():  # usable in and out of inference mode
+                        hit = (stamp, param.detach().to(torch.bfloat16))
+                    self._casts[key] = hit
+                grad = param.requires_grad and torch.is_grad_enabled()
+                out[key] = CastBack.apply(param, hit[1]) if grad else hit[1]
+        return out
 
     def embed(
         self, sentences: list[Sentence | QuerySentence], view: View, batch_size: int = 64, progress: bool = False
@@ -397,6 +432,18 @@ class WordEncoder(nn.Module):
                     out[i] = vectors[row, : len(sentences[i].tokens)].clone()
         self.train(was_training)
         return out  # type: ignore[return-value]
+
+
+class CastBack(torch.autograd.Function):
+    """A float32 parameter's kept bfloat16 copy forward; backward, the gradient cast to float32 (as autocast's cast)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, param: Tensor, copy: Tensor) -> Tensor:
+        return copy.view_as(copy)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
+        return grad.to(torch.float32), None
 
 
 CACHE_VERSION = 2  # bump when what is stored changes (2: sentence keys carry the domain)

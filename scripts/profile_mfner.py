@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from bench.allocator import keep_freed_memory
 from fewshot_ner.datasets import load_domain
 from fewshot_ner.episodes import cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an MFNER option")
     parser.add_argument("--ops", action="store_true", help="torch.profiler's top operators by self time")
     args = parser.parse_args()
+    keep_freed_memory()  # the allocator every cell of the harness runs with (bench.cell.run_cell)
     torch.set_num_threads(args.threads)
     t17 = load_domain("twitter2017")
     episodes = cached_episodes(t17, 1, 0, None, "train").materialize(t17, args.episodes)

@@ -9,8 +9,9 @@ round (the least disturbed by whatever else the machine runs). The ratio is base
 seconds from the same process and encoder, so load that slows every variant alike cancels.
 
 A variant is ``key=value[,key=value]``: the method's options, ``precision=bf16`` (the run context's
-precision, as ``bench run --set precision=bf16``) and ``token_cache=false`` (the encoder's
-tokenisation cache off, the code as it was before the cache). ``--encoder`` may repeat: every variant
+precision, as ``bench run --set precision=bf16``), ``token_cache=false`` (the encoder's
+tokenisation cache off, the code as it was before the cache) and ``cast_cache=false`` (in bf16,
+autocast casts every linear weight in every call, as before ``WordEncoder.linear_casts``). ``--encoder`` may repeat: every variant
 runs on each. Writes a JSON list (``--out``), one entry per (encoder, variant): ``encoder``,
 ``variant``, ``seconds`` (the best round), ``ratio_vs_default``, the rounds, and the command, git
 commit and environment that produced them. Usage (the precision issue's figures):
@@ -30,6 +31,7 @@ from typing import Any
 
 import torch
 
+from bench.allocator import keep_freed_memory
 from bench.methods import METHODS
 from bench.records import provenance, write_text_atomic
 from bench.runner import split_options
@@ -53,7 +55,7 @@ def parse_variant(text: str) -> dict[str, Any]:
     return options
 
 
-ENCODER_OPTIONS = ("token_cache",)  # set on the WordEncoder, not method options
+ENCODER_OPTIONS = ("token_cache", "cast_cache")  # set on the WordEncoder, not method options
 
 
 def method_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="key=value[,key=value] options")
     parser.add_argument("--out", type=Path, default=Path("results/mfner-fit-speed.json"))
     args = parser.parse_args()
+    keep_freed_memory()  # the allocator every cell of the harness runs with (bench.cell.run_cell)
     if args.method not in METHODS:
         raise SystemExit(f"--method {args.method!r}: not one of {', '.join(METHODS)}")
     cls = METHODS.get(args.method)

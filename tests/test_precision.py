@@ -122,3 +122,55 @@ def test_an_unknown_precision_fails_before_anything_runs(tmp_path, capsys):
     assert main(args) == 2
     assert "precision must be one of fp32, bf16, got 'bf32'" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_kept_weight_casts_give_autocasts_results_to_the_last_bit(tiny_model_dir, t17):
+    """Weights cast once and kept while unchanged (``WordEncoder.linear_casts``) against autocast casting them
+    in every call: the same vectors, gradients and updated weights, bit for bit, over several calls a step
+    (gradients accumulating over calls), optimizer steps and inference."""
+    sentences = list(t17.sentences)[:12]
+    encoders = []
+    for kept in (False, True):
+        enc = WordEncoder(str(tiny_model_dir), precision="bf16")
+        enc.cast_cache = kept
+        enc.train()
+        encoders.append((enc, torch.optim.Adam(enc.trainable(None), lr=1e-3)))
+    target = torch.Generator().manual_seed(1)
+    for _step in range(3):
+        grads, vectors = [], []
+        for enc, opt in encoders:
+            opt.zero_grad(set_to_none=True)
+            torch.manual_seed(_step)  # the same dropout masks in both
+            gen = torch.Generator().manual_seed(target.initial_seed())
+            loss = torch.zeros(())
+            out = []
+            for part, view in ((sentences[:4], "text+image"), (sentences[4:8], "text"), (sentences[:6], "text+image")):
+                batch = enc.tokenize(part, view)
+                v = enc(batch)  # (B, W, H)
+                out.append(v.detach())
+                loss = loss + ((v - torch.randn(v.shape, generator=gen)) ** 2)[batch.word_mask].mean()
+            loss.backward()
+            grads.append([p.grad for p in enc.parameters()])
+            vectors.append(out)
+            opt.step()
+        assert all(torch.equal(a, b) for a, b in zip(*vectors, strict=True))
+        assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(*grads, strict=True))
+        assert all(
+            torch.equal(a, b) for a, b in zip(encoders[0][0].parameters(), encoders[1][0].parameters(), strict=True)
+        )
+    kept = encoders[1][0]
+    first = kept.linear_casts()
+    assert first and all(t.dtype == torch.bfloat16 for t in first.values())
+    with torch.no_grad():
+        again = kept.linear_casts()
+    assert all(again[k].data_ptr() == first[k].data_ptr() for k in first)  # unchanged weights: no new cast
+    with torch.no_grad():
+        next(iter(kept.model.parameters())).add_(0.0)  # not a linear weight: nothing to recast
+        linear = next(m for m in kept.model.modules() if isinstance(m, torch.nn.Linear))
+        linear.weight.mul_(1.0)  # an in-place update, even to the same values, makes a new cast
+    assert (
+        kept.linear_casts()[next(k for k in first if k.endswith("weight"))].data_ptr()
+        != first[next(k for k in first if k.endswith("weight"))].data_ptr()
+    )
+    embedded = [enc.embed(sentences, "text+image") for enc, _ in encoders]
+    assert all(torch.equal(a, b) for a, b in zip(*embedded, strict=True))
