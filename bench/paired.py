@@ -305,8 +305,9 @@ def declared_table(
             notes += seen
             if summary is None:
                 continue
-            pa = paper.REPORTED.get((a, k), {}).get(target)
-            pb = paper.REPORTED.get((b, k), {}).get(target)
+            same_paper_row = paper.PAPER_ROW.get(a, a) == paper.PAPER_ROW.get(b, b)  # MFNER fast - MFNER: none
+            pa = None if same_paper_row else paper.reported(a, k).get(target)
+            pb = paper.reported(b, k).get(target)
             out.append(
                 {
                     "K": k,

@@ -123,6 +123,19 @@ TABLE6: dict[tuple[str, int], dict[str, tuple[float, float]]] = {
 #: Every reported row by (our label, K).
 REPORTED = TABLE3 | ABLATIONS | TABLE6
 
+#: Our rows that run one of the paper's rows in another profile (MFNER's fast profile is MFNER).
+PAPER_ROW = {
+    "MFNER fast": "MFNER",
+    "MFNER fast text only": "MFNER text only",
+    "MFNER fast fixed denoiser": "MFNER fixed denoiser",
+}
+
+
+def reported(row: str, k: int) -> dict[str, tuple[float, float]]:
+    """The paper's figures for one of our suite rows (whatever its encoder or precision), by target; {} if none."""
+    return REPORTED.get((PAPER_ROW.get(row, row), k), {})
+
+
 #: Full-data F1 published for multimodal NER on the standard splits (not the MFNER paper's: issue 13
 #: names them), printed beside the ``fulldata`` suite's rows: UMT (Yu et al. 2020), ITA (Wang et al.
 #: 2022), PGIM (Li et al. 2023), each with a larger encoder than MiniLM.

@@ -18,6 +18,7 @@ from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_f
 from bench.suites import Suite
 from bench.traces import suite_traces
 from fewshot_ner.datasets import short_name
+from fewshot_ner.defaults import DEFAULT_ENCODER
 from fewshot_ner.method import ReportContext
 from fewshot_ner.metrics import cell_table, summarize
 
@@ -57,9 +58,15 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
     same_as_paper = set(ran) == set(PAPER_AVG_TARGETS)
     avg_name = "Avg" if same_as_paper else f"Avg ({', '.join(short_name(t) for t in ran)})"
     per_seed = rows.groupby(["label", "k", "seed"])["f1"].agg(["mean", "count"]).reset_index()
+    row_of = rows.drop_duplicates("label").set_index("label")["row"] if "row" in rows else pd.Series(dtype=object)
     for label, k in rows[["label", "k"]].drop_duplicates().itertuples(index=False):
         row: dict[str, object] = {"K": k, "method": label}
+        # the paper's figures beside its rows at the default encoder and image text, and beside a suite whose
+        # rows all run another encoder (base: the paper's rows at the paper's encoder size)
+        suite_row = row_of.get(label)
         ref = paper.REPORTED.get((label, k), {})
+        if not ref and suite.encoder != DEFAULT_ENCODER and isinstance(suite_row, str):
+            ref = paper.reported(suite_row, k)
         for t in targets:
             hit = stats[(stats.label == label) & (stats.k == k) & (stats.target == t)]
             short = short_name(t)
@@ -84,7 +91,6 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
     # Rows in the suite's declared order (the paper's, for its tables), the rows it includes first; a row's
     # variants (another encoder, image text, precision) right after it, by label.
     declared = [label for _, label in suite.include] + [m.label for m in suite.methods]
-    row_of = rows.drop_duplicates("label").set_index("label")["row"] if "row" in rows else pd.Series(dtype=object)
     rank = {}
     for label in table["method"]:
         row = row_of.get(label)

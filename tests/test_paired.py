@@ -247,3 +247,19 @@ def test_the_few_shot_peers_are_ordered_against_few_nerds_published_differences(
         (5, "StructShot", "NNShot"): ("+1.68", "against Few-NERD"),
     }  # no CONTaiNER rows: no CONTaiNER line
     assert "paper" not in table.columns
+
+
+def test_a_profile_row_takes_its_paper_rows_difference_but_not_against_that_row():
+    from bench import paper
+
+    assert paper.reported("MFNER fast", 1) == paper.REPORTED[("MFNER", 1)]
+    assert paper.reported("MFNER fast text only", 1) == paper.REPORTED[("MFNER text only", 1)]
+    assert paper.reported("NNShot", 1) == {}
+    rows = []
+    for seed in range(3):
+        ref = list(np.linspace(40, 60, 20))
+        for label, shift in (("MFNER fast", 0.0), ("ProtoNet", -5.0), ("MFNER", -1.0)):
+            rows.append({**_rec(label, seed, [x + shift for x in ref]), "row": label})
+    table, _ = declared_table(pd.DataFrame(rows), (("MFNER fast", "ProtoNet"), ("MFNER fast", "MFNER")), n_boot=200)
+    got = {r["B"]: r["paper"] for r in table.to_dict("records")}
+    assert got == {"ProtoNet": "+5.11", "MFNER": "-"}  # T17 1 shot: 82.58 - 77.47; the same paper row: none
