@@ -9,6 +9,9 @@ plans, so neither of them decides any of it again, and none imports another at r
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -22,7 +25,7 @@ from tqdm.auto import tqdm
 
 from bench.allocator import keep_freed_memory
 from bench.methods import METHODS
-from bench.records import RESULTS_DIR, peak_rss_mb, record_path
+from bench.records import RESULTS_DIR, git_state, peak_rss_mb, record_path, write_text_atomic
 from bench.suites import HARNESS_OPTIONS, Cell, Suite, quick_train_episodes
 from fewshot_ner.datasets import (
     DEFAULT_IMAGE_TEXT,
@@ -36,6 +39,7 @@ from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, check_precis
 from fewshot_ner.episodes import EpisodeSet, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
+from fewshot_ner.paths import cache_dir
 
 
 def seed_everything(seed: int) -> None:
@@ -129,7 +133,25 @@ class CellPlan:
             progress=opts.progress,
             image_text=opts.image_text,
             precision=self.precision,
+            checkpoint=self.checkpoint(opts),
         )
+
+    def checkpoint(self, opts: RunOptions) -> Path:
+        """Where this cell's training loop keeps its state while it runs (the cache, not the results): named by
+        the record it will become and everything that decides its training, so only the same cell resumes it."""
+        decides = {
+            "record": str(self.path.resolve()),
+            "options": self.method_options,
+            "precision": self.precision,
+            "encoder": opts.encoder,
+            "image_text": opts.image_text,
+            "device": opts.device,
+            "train_episodes": self.train_episodes,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
+        digest = hashlib.sha256(json.dumps(decides, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        return cache_dir() / "checkpoints" / f"{digest}.pt"
 
 
 def plan_cell(cell: Cell, suite: Suite, by_name: dict[str, Domain], opts: RunOptions) -> CellPlan:
@@ -177,7 +199,9 @@ def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tu
     asked = min(limit, len(test_set.episodes)) if limit else len(test_set.episodes)
     seed_everything(cell.seed)
     options, precision = plan.method_options, plan.precision
-    method = METHODS.get(cell.spec.method)(plan.context(opts), **options)
+    ctx = plan.context(opts)
+    resumed = _resumed_from(ctx.checkpoint)
+    method = METHODS.get(cell.spec.method)(ctx, **options)
     tasks = [
         SourceTask(d, train_sets[d.name].materialize(d, plan.train_episodes)) if d.name in train_sets else SourceTask(d)
         for d in sources
@@ -243,7 +267,26 @@ def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tu
     }
     if limit and asked < limit:
         record["warning"] = f"{target.name} gives {asked} test episodes at K={cell.k}, fewer than the {limit} asked"
+    if resumed is not None:  # its training went on from a checkpoint an earlier process saved
+        record["resumed"] = resumed | {"at_step": record["fit_report"].get("resumed_at_step")}
+    if ctx.checkpoint is not None:
+        ctx.checkpoint.unlink(missing_ok=True)
+        ctx.checkpoint.with_suffix(".json").unlink(missing_ok=True)
     return record, traces
+
+
+def _resumed_from(checkpoint: Path | None) -> dict | None:
+    """The provenance of the process that began the cell, if its checkpoint is here to resume (None: a fresh
+    start, whose provenance is written beside the checkpoint for a later process to find)."""
+    if checkpoint is None:
+        return None
+    note = checkpoint.with_suffix(".json")
+    if checkpoint.is_file() and note.is_file():
+        return json.loads(note.read_text())
+    began = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    note.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(note, json.dumps({"began": began, "git": git_state()}))
+    return None
 
 
 def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple[Domain, list[Domain]]:

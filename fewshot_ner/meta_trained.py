@@ -127,7 +127,13 @@ class MetaTrained(ConfiguredMethod):
         self.encoder.train(self.cfg.encoder_lr > 0 and self.cfg.encoder_dropout)
         self.head.train()
         report = train_episodic(
-            self.loss, episodes, groups, self.cfg.trainer, f"{self.shuffle_name}:{self.ctx.seed}", self.ctx.progress
+            self.loss,
+            episodes,
+            groups,
+            self.cfg.trainer,
+            f"{self.shuffle_name}:{self.ctx.seed}",
+            self.ctx.progress,
+            checkpoint=self.ctx.checkpoint,
         )
         self.encoder.eval()
         self.head.eval()

@@ -7,6 +7,7 @@ import hashlib
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -42,6 +43,7 @@ class RunContext:
     progress: bool = True
     image_text: str = DEFAULT_IMAGE_TEXT  # the run's image-text source; "none": the text+image view is the text view
     precision: Precision = DEFAULT_PRECISION  # the encoder's arithmetic (fewshot_ner.encoder: fp32 | bf16)
+    checkpoint: Path | None = None  # where a long training loop keeps its state, to resume a cell cut short
 
     @property
     def torch_device(self) -> torch.device:

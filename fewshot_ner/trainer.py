@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,9 +22,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fewshot_ner.episodes import Episode
+from fewshot_ner.paths import atomic_path
 from fewshot_ner.registry import check_choice
 
 SCHEDULES = ("constant", "linear")
+CHECKPOINT_EVERY_S = 300.0  # a loop with a checkpoint file saves to it at most this often
+CHECKPOINT_VERSION = 1
 WARMUP_SHARE = 0.1  # "linear": the first 10% of the steps warm up from 0, the rest decay linearly to 0
 
 
@@ -78,6 +82,8 @@ def train_episodic(
     shuffle_seed: str,
     progress: bool = False,
     before_step: Callable[[], None] | None = None,
+    checkpoint: Path | None = None,
+    save_every_s: float | None = None,
 ) -> dict[str, Any]:
     """Run the loop; return what it measured (episodes, passes, steps, mean loss per pass, seconds).
 
@@ -85,10 +91,17 @@ def train_episodic(
     stream of episode orders (``random.Random(shuffle_seed)``), so two methods with one seed see
     their episodes in orders of their own. ``before_step`` runs after the step's last backward,
     before clipping (a method that shares part of its graph across a step's episodes ends it there).
+
+    ``checkpoint``: a file the loop saves to after an optimizer step once ``save_every_s`` seconds (default
+    ``CHECKPOINT_EVERY_S``) have passed since its last save, and once more at the end; a loop that finds it
+    resumes there (the trained parameters, Adam's state, the random states and the place in the pass), so a
+    run cut short goes on to the same weights, bit for bit, as one never stopped. The caller removes the file
+    when its work is safe.
     """
     if not episodes:
         raise ValueError("no source episodes to meta-train on")
     t0 = time.perf_counter()
+    save_every_s = CHECKPOINT_EVERY_S if save_every_s is None else save_every_s
     rng = random.Random(shuffle_seed)
     opt = torch.optim.Adam(param_groups)
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -96,14 +109,31 @@ def train_episodic(
     n_passes = plan_passes(len(episodes), step_every, cfg.passes, cfg.min_steps)
     total_steps = n_passes * math.ceil(len(episodes) / step_every)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    pass_losses = []
+    pass_losses: list[float] = []
     steps = 0
-    for epoch in range(n_passes):
+    first_epoch, first_i, total = 0, 0, 0.0
+    resumed = _load_checkpoint(checkpoint, params, opt, (len(episodes), total_steps)) if checkpoint else None
+    if resumed is not None:
+        first_epoch, first_i, steps, total = resumed["epoch"], resumed["next_i"], resumed["steps"], resumed["total"]
+        pass_losses = list(resumed["pass_losses"])
+        rng.setstate(_tuples(resumed["rng_before_pass"]))
+    last_save = time.perf_counter()
+    for epoch in range(first_epoch, n_passes):
+        rng_before_pass = rng.getstate()
         order = list(episodes)
         rng.shuffle(order)
-        total = 0.0
-        bar = tqdm(order, desc=f"meta-train pass {epoch + 1}/{n_passes}", disable=not progress, unit="ep", leave=False)
-        for i, episode in enumerate(bar):
+        if epoch != first_epoch or resumed is None:
+            total = 0.0
+        start = first_i if epoch == first_epoch else 0
+        bar = tqdm(
+            order,
+            desc=f"meta-train pass {epoch + 1}/{n_passes}",
+            disable=not progress,
+            unit="ep",
+            leave=False,
+            initial=start,
+        )
+        for i, episode in enumerate(order[start:], start):
             loss = loss_fn(episode)
             (loss / step_every).backward()
             total += float(loss.detach())
@@ -118,16 +148,73 @@ def train_episodic(
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 steps += 1
+                if checkpoint is not None and time.perf_counter() - last_save >= save_every_s:
+                    state = {"epoch": epoch, "next_i": i + 1, "steps": steps, "total": total}
+                    state |= {"pass_losses": pass_losses, "rng_before_pass": rng_before_pass}
+                    _save_checkpoint(checkpoint, params, opt, (len(episodes), total_steps), state)
+                    last_save = time.perf_counter()
+            bar.update()
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{total / (i + 1):.3f}")
+        bar.close()
         pass_losses.append(total / len(order))
-    return {
+    if checkpoint is not None and time.perf_counter() - t0 >= save_every_s:  # the whole fit, should the rest fail
+        state = {"epoch": n_passes, "next_i": 0, "steps": steps, "total": 0.0, "pass_losses": pass_losses}
+        _save_checkpoint(
+            checkpoint, params, opt, (len(episodes), total_steps), state | {"rng_before_pass": rng.getstate()}
+        )
+    report = {
         "train_episodes": len(episodes),
         "passes": n_passes,
         "optimizer_steps": steps,
         "mean_query_nll_per_pass": [round(x, 4) for x in pass_losses],
         "fit_s": round(time.perf_counter() - t0, 1),
     }
+    if resumed is not None:
+        report["resumed_at_step"] = resumed["steps"]
+    return report
+
+
+def _save_checkpoint(
+    path: Path, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer, shape: tuple[int, int], state: dict
+) -> None:
+    """The loop's whole state after an optimizer step, written atomically (a reader sees all of it or none)."""
+    saved = state | {
+        "version": CHECKPOINT_VERSION,
+        "shape": list(shape),  # (source episodes, planned steps): a checkpoint of another loop is refused
+        "params": [p.detach().clone() for p in params],
+        "optimizer": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }
+    with atomic_path(path) as tmp:
+        torch.save(saved, tmp)
+
+
+def _load_checkpoint(
+    path: Path, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer, shape: tuple[int, int]
+) -> dict | None:
+    """Put a saved loop's state back (parameters, Adam, random states) and return its place; None if no file."""
+    if not path.is_file():
+        return None
+    saved = torch.load(path, weights_only=True)
+    if saved.get("version") != CHECKPOINT_VERSION or tuple(saved["shape"]) != shape:
+        raise ValueError(f"{path}: a checkpoint of another training loop ({saved.get('shape')} against {list(shape)})")
+    if [tuple(p.shape) for p in saved["params"]] != [tuple(p.shape) for p in params]:
+        raise ValueError(f"{path}: its parameters do not match this model's")
+    with torch.no_grad():
+        for p, v in zip(params, saved["params"], strict=True):
+            p.copy_(v)
+    opt.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["torch_rng"])
+    if saved["cuda_rng"]:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    return saved
+
+
+def _tuples(state: Any) -> Any:
+    """``random.Random`` state as ``getstate`` gives it (a saved copy may hold lists for its tuples)."""
+    return tuple(_tuples(x) for x in state) if isinstance(state, (list, tuple)) else state
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, Tensor]:

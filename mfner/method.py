@@ -177,6 +177,7 @@ class MFNER(ConfiguredMethod):
             f"mfner-train:{self.ctx.seed}",
             self.ctx.progress,
             before_step=self.model.before_step,
+            checkpoint=self.ctx.checkpoint,
         )
         self.model.eval()
         self.encoder.eval()

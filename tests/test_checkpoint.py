@@ -1,0 +1,156 @@
+"""A training loop cut short resumes from its checkpoint to the same weights, bit for bit, as one never stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from fewshot_ner.episodes import sample_episodes
+from fewshot_ner.method import RunContext, SourceTask
+from fewshot_ner.trainer import TrainerConfig, train_episodic
+from mfner.method import MFNER
+from tests.test_mfner import registered, synthetic_domain  # noqa: F401 - the fixture is used by name
+
+
+class Stop(Exception):
+    """The process dies here (a session's end, a preemption)."""
+
+
+def _toy() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.3), nn.Linear(8, 1))
+
+
+def _train(model: nn.Module, cfg: TrainerConfig, checkpoint=None, stop_after: int | None = None) -> dict:
+    episodes = [torch.randn(5, 4, generator=torch.Generator().manual_seed(i)) for i in range(10)]
+    calls = 0
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        if stop_after is not None and calls == stop_after:
+            raise Stop
+        calls += 1
+        return model(x).pow(2).mean()  # the dropout draws from the global generator
+
+    groups = [{"params": list(model.parameters()), "lr": 1e-2}]
+    return train_episodic(loss, episodes, groups, cfg, "toy", checkpoint=checkpoint, save_every_s=0.0)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_a_loop_cut_mid_pass_resumes_to_the_same_weights(tmp_path, schedule):
+    cfg = TrainerConfig(passes=3, min_steps=0, episodes_per_step=3, schedule=schedule)  # 4 steps a pass of 10
+    whole = _toy()
+    report = _train(whole, cfg)
+    path = tmp_path / "loop.pt"
+    with pytest.raises(Stop):  # pass 1, then pass 2's first 6 episodes (2 steps), dies in its 7th
+        _train(_toy(), cfg, path, stop_after=16)
+    torch.manual_seed(123)  # a new process: another global generator state, which the checkpoint puts back
+    resumed_model = _toy()
+    resumed = _train(resumed_model, cfg, path)
+    assert resumed["resumed_at_step"] == 6 and resumed["optimizer_steps"] == report["optimizer_steps"] == 12
+    assert resumed["mean_query_nll_per_pass"] == report["mean_query_nll_per_pass"]
+    assert all(torch.equal(a, b) for a, b in zip(whole.parameters(), resumed_model.parameters(), strict=True))
+    finished = _toy()  # the last save holds the whole fit: a process that dies later trains nothing again
+    again = _train(finished, cfg, path, stop_after=0)
+    assert again["resumed_at_step"] == 12
+    assert all(torch.equal(a, b) for a, b in zip(whole.parameters(), finished.parameters(), strict=True))
+
+
+def test_a_checkpoint_of_another_loop_is_refused(tmp_path):
+    path = tmp_path / "loop.pt"
+    _train(_toy(), TrainerConfig(passes=1, min_steps=0, episodes_per_step=3), path)
+    with pytest.raises(ValueError, match="another training loop"):
+        _train(_toy(), TrainerConfig(passes=2, min_steps=0, episodes_per_step=3), path)
+
+
+def test_mfner_cut_short_predicts_as_mfner_never_stopped(tiny_model_dir, registered, tmp_path, monkeypatch):  # noqa: F811
+    source = synthetic_domain("syn-ck-src", 48, 5, text_tells=True, noisy_half=True)
+    target = synthetic_domain("syn-ck-tgt", 24, 6, text_tells=True, noisy_half=True)
+    train = sample_episodes(source, 1, 0, None, "train").materialize(source)
+    tests = sample_episodes(target, 1, 0, None, "test").materialize(target)[:4]
+    monkeypatch.setattr("fewshot_ner.trainer.CHECKPOINT_EVERY_S", 0.0)
+
+    def fit(checkpoint=None, stop_after: int | None = None) -> MFNER:
+        torch.manual_seed(0)
+        ctx = RunContext(encoder=str(tiny_model_dir), progress=False, checkpoint=checkpoint)
+        method = MFNER(ctx, passes=2, min_steps=0, encoder_dropout=True)
+        if stop_after is not None:
+            real, calls = method.model.loss, [0]
+
+            def loss(episode):
+                if calls[0] == stop_after:
+                    raise Stop
+                calls[0] += 1
+                return real(episode)
+
+            method.model.loss = loss
+        method.fit([SourceTask(source, train)])
+        method.prepare(target)
+        return method
+
+    whole = fit()
+    path = tmp_path / "mfner.pt"
+    with pytest.raises(Stop):
+        fit(path, stop_after=len(train) + 5)  # inside the second pass
+    resumed = fit(path)
+    assert resumed.fit_report()["resumed_at_step"] > 0
+    for ep in tests:
+        assert resumed.predict(ep.for_prediction()) == whole.predict(ep.for_prediction())
+    pairs = zip(whole.model.parameters(), resumed.model.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    pairs = zip(whole.encoder.parameters(), resumed.encoder.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
+    small_domains, tiny_model_dir, tmp_path, monkeypatch
+):
+    from baselines.protonet import ProtoNet
+    from bench.runner import RunOptions, run_suite
+    from bench.suites import MethodSpec, Suite
+
+    monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
+    monkeypatch.setattr("fewshot_ner.trainer.CHECKPOINT_EVERY_S", 0.0)
+    mini = Suite(
+        name="mini-ck",
+        description="test suite",
+        methods=(MethodSpec("ProtoNet", "protonet", {"passes": 2, "min_steps": 0}),),
+        domains=tuple(small_domains),
+        shots=(1,),
+        seeds=(0,),
+        max_episodes=4,
+        train_episodes=12,
+    )
+
+    def run(folder, stop_after: int | None = None) -> dict:
+        opts = RunOptions(
+            results_dir=tmp_path / folder, encoder=str(tiny_model_dir), progress=False, only_targets=(small_domains[0],)
+        )
+        real, calls = ProtoNet.loss, [0]
+
+        def loss(self, episode):
+            if stop_after is not None and calls[0] == stop_after:
+                raise Stop
+            calls[0] += 1
+            return real(self, episode)
+
+        monkeypatch.setattr(ProtoNet, "loss", loss)
+        try:
+            (path, *_) = sorted(run_suite(mini, opts))
+        finally:
+            monkeypatch.setattr(ProtoNet, "loss", real)
+        return json.loads(path.read_text())
+
+    whole = run("whole")
+    with pytest.raises(Stop):
+        run("cut", stop_after=15)  # the first cell's second pass
+    resumed = run("cut")
+    assert resumed["resumed"]["at_step"] > 0 and resumed["resumed"]["git"]["commit"]
+    assert "resumed" not in whole
+    assert resumed["f1_per_episode"] == whole["f1_per_episode"] and resumed["predictions"] == whole["predictions"]
+    assert not list((Path(os.environ["MFNER_CACHE"]) / "checkpoints").glob("*.pt"))  # removed once the record is out
