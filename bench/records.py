@@ -300,6 +300,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
             }
             | {"threads": env.get("torch_threads"), "platform": env.get("platform"), "path": str(path)}
             | {"dirty": bool((rec.get("git") or {}).get("dirty"))}
+            | {"resumed": "resumed" in rec}
             | {"fit_cached": bool((rec.get("fit_report") or {}).get("loaded_from_cache"))}
             | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )

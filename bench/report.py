@@ -451,6 +451,19 @@ def _dirty_note(rows: pd.DataFrame) -> str:
     )
 
 
+def _resumed_note(rows: pd.DataFrame) -> str:
+    """A line naming the records whose training went on from a checkpoint of an earlier process (bit for bit
+    the same weights; their ``resumed`` field gives the step and the commit that began the cell)."""
+    if rows.empty or "resumed" not in rows or not rows.resumed.any():
+        return ""
+    resumed = rows[rows.resumed]
+    labels = ", ".join(f"{label} ({n})" for label, n in resumed.groupby("label").size().items())
+    return (
+        f"{len(resumed)} of {len(rows)} records resumed their training from a checkpoint that an earlier process "
+        f"saved (each record's `resumed` gives the step and the commit that began it): {labels}.\n\n"
+    )
+
+
 def write_reports(suite: Suite, results_dir: Path = RESULTS_DIR) -> list[Path]:
     """The suite's report, then those of the suites including its rows, then the claims if it feeds them."""
     from bench.claims import CLAIM_SUITES, write_claims
@@ -497,6 +510,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"among the sources, so its T17 figures saw near-copies of the test tweets; its T15 figures are the fairer yardstick.\n\n"
         f"{body}\n\n"
         + _dirty_note(rows)
+        + _resumed_note(rows)
         + (
             "One scoring per target and seed: its whole test split at once (seqeval over every sentence)"
             if suite.protocol == "fulldata"

@@ -154,3 +154,20 @@ def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
     assert "resumed" not in whole
     assert resumed["f1_per_episode"] == whole["f1_per_episode"] and resumed["predictions"] == whole["predictions"]
     assert not list((Path(os.environ["MFNER_CACHE"]) / "checkpoints").glob("*.pt"))  # removed once the record is out
+
+
+def test_the_report_names_the_records_that_resumed(tmp_path):
+    from bench.records import load_records
+    from bench.report import _resumed_note
+
+    folder = tmp_path / "s" / "A"
+    folder.mkdir(parents=True)
+    base = {"label": "A", "method": "m", "target": "twitter2017", "k": 1, "seed": 0, "f1": 1.0, "f1_per_episode": [1.0]}
+    (folder / "twitter2017-k1-s0.json").write_text(json.dumps(base))
+    resumed = base | {"seed": 1, "resumed": {"at_step": 40, "began": "2026-12-05T23:00:00+00:00", "git": {}}}
+    (folder / "twitter2017-k1-s1.json").write_text(json.dumps(resumed))
+    rows = load_records(tmp_path, "s")
+    assert rows.resumed.tolist() == [False, True]
+    note = _resumed_note(rows)
+    assert note.startswith("1 of 2 records resumed") and "A (1)" in note
+    assert _resumed_note(rows[~rows.resumed]) == ""
