@@ -438,30 +438,30 @@ def including_suites(suite: Suite) -> list[Suite]:
     return [other for _, other in SUITES.items() if any(name == suite.name for name, _ in other.include)]
 
 
-def _dirty_note(rows: pd.DataFrame) -> str:
-    """A line naming the records run from a tree whose code differed from its commit (their records list the
-    changed paths and a hash of the difference), so a reader knows which cells no commit reproduces exactly."""
-    if rows.empty or "dirty" not in rows or not rows.dirty.any():
+def _flagged_note(rows: pd.DataFrame, column: str, what: str) -> str:
+    """A line counting the records whose boolean ``column`` is set, by label: "2 of 9 records <what>: A (1), B (1)"."""
+    if rows.empty or column not in rows or not rows[column].any():
         return ""
-    dirty = rows[rows.dirty]
-    labels = ", ".join(f"{label} ({n})" for label, n in dirty.groupby("label").size().items())
-    return (
-        f"{len(dirty)} of {len(rows)} records were run from a tree with uncommitted code changes (each record's "
-        f"`git.dirty_files` names them): {labels}.\n\n"
-    )
+    flagged = rows[rows[column]]
+    labels = ", ".join(f"{label} ({n})" for label, n in flagged.groupby("label").size().items())
+    return f"{len(flagged)} of {len(rows)} records {what}: {labels}.\n\n"
+
+
+def _dirty_note(rows: pd.DataFrame) -> str:
+    """The records run from a tree whose code differed from its commit (their records list the changed paths and a
+    hash of the difference), so a reader knows which cells no commit reproduces exactly."""
+    what = "were run from a tree with uncommitted code changes (each record's `git.dirty_files` names them)"
+    return _flagged_note(rows, "dirty", what)
 
 
 def _resumed_note(rows: pd.DataFrame) -> str:
-    """A line naming the records whose training went on from a checkpoint of an earlier process (bit for bit
-    the same weights; their ``resumed`` field gives the step and the commit that began the cell)."""
-    if rows.empty or "resumed" not in rows or not rows.resumed.any():
-        return ""
-    resumed = rows[rows.resumed]
-    labels = ", ".join(f"{label} ({n})" for label, n in resumed.groupby("label").size().items())
-    return (
-        f"{len(resumed)} of {len(rows)} records resumed their training from a checkpoint that an earlier process "
-        f"saved (each record's `resumed` gives the step and the commit that began it): {labels}.\n\n"
+    """The records whose training went on from a checkpoint of an earlier process (bit for bit the same weights;
+    their ``resumed`` field gives the step and the commit that began the cell)."""
+    what = (
+        "resumed their training from a checkpoint that an earlier process saved (each record's `resumed` gives "
+        "the step and the commit that began it)"
     )
+    return _flagged_note(rows, "resumed", what)
 
 
 def write_reports(suite: Suite, results_dir: Path = RESULTS_DIR) -> list[Path]:
