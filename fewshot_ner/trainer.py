@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,14 +195,21 @@ def _save_checkpoint(
 def _load_checkpoint(
     path: Path, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer, shape: tuple[int, int]
 ) -> dict | None:
-    """Put a saved loop's state back (parameters, Adam, random states) and return its place; None if no file."""
+    """Put a saved loop's state back (parameters, Adam, random states) and return its place; None if there is no
+    file, or one that can't be read or belongs to another loop (a warning says so, the file is removed and the
+    loop starts afresh: a checkpoint is a cache, never a reason for a cell to fail)."""
     if not path.is_file():
         return None
-    saved = torch.load(path, weights_only=True)
-    if saved.get("version") != CHECKPOINT_VERSION or tuple(saved["shape"]) != shape:
-        raise ValueError(f"{path}: a checkpoint of another training loop ({saved.get('shape')} against {list(shape)})")
-    if [tuple(p.shape) for p in saved["params"]] != [tuple(p.shape) for p in params]:
-        raise ValueError(f"{path}: its parameters do not match this model's")
+    try:
+        saved = torch.load(path, weights_only=True)
+        if saved.get("version") != CHECKPOINT_VERSION or tuple(saved["shape"]) != shape:
+            raise ValueError(f"of another training loop ({saved.get('shape')} against {list(shape)})")
+        if [tuple(p.shape) for p in saved["params"]] != [tuple(p.shape) for p in params]:
+            raise ValueError("of another model (its parameters differ)")
+    except Exception as err:  # noqa: BLE001 - whatever is wrong with the file, the loop can start afresh
+        warnings.warn(f"{path}: checkpoint {err}; ignored and removed, training starts afresh", stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
     with torch.no_grad():
         for p, v in zip(params, saved["params"], strict=True):
             p.copy_(v)

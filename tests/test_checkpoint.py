@@ -61,11 +61,20 @@ def test_a_loop_cut_mid_pass_resumes_to_the_same_weights(tmp_path, schedule):
     assert all(torch.equal(a, b) for a, b in zip(whole.parameters(), finished.parameters(), strict=True))
 
 
-def test_a_checkpoint_of_another_loop_is_refused(tmp_path):
+@pytest.mark.parametrize("damage", ["another loop", "truncated"])
+def test_a_checkpoint_that_does_not_fit_is_set_aside_and_training_starts_afresh(tmp_path, damage):
+    cfg = TrainerConfig(passes=2, min_steps=0, episodes_per_step=3)
+    whole = _toy()
+    _train(whole, cfg)
     path = tmp_path / "loop.pt"
-    _train(_toy(), TrainerConfig(passes=1, min_steps=0, episodes_per_step=3), path)
-    with pytest.raises(ValueError, match="another training loop"):
-        _train(_toy(), TrainerConfig(passes=2, min_steps=0, episodes_per_step=3), path)
+    _train(_toy(), TrainerConfig(passes=1, min_steps=0, episodes_per_step=3), path)  # a loop of 1 pass saved it
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    fresh = _toy()
+    with pytest.warns(UserWarning, match="ignored and removed, training starts afresh"):
+        report = _train(fresh, cfg, path)
+    assert "resumed_at_step" not in report
+    assert all(torch.equal(a, b) for a, b in zip(whole.parameters(), fresh.parameters(), strict=True))
 
 
 def test_mfner_cut_short_predicts_as_mfner_never_stopped(tiny_model_dir, registered, tmp_path, monkeypatch):  # noqa: F811
