@@ -191,6 +191,10 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
         if holder and wall is not None and holder.get("since"):
             elapsed = (now - dt.datetime.fromisoformat(holder["since"])).total_seconds()
             left = max(wall - elapsed, 0.0)
+        checkpoint = plan.checkpoint(opts) if state == "todo" and not holder else None
+        if checkpoint is not None and checkpoint.is_file():  # a cell cut short: its training goes on from there
+            saved = dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.timezone.utc)
+            state = f"todo, resumes from its checkpoint of {saved.isoformat(timespec='minutes')}"
         rows.append(
             {
                 "method": plan.label,

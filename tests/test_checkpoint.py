@@ -120,7 +120,7 @@ def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
     small_domains, tiny_model_dir, tmp_path, monkeypatch
 ):
     from baselines.protonet import ProtoNet
-    from bench.runner import RunOptions, run_suite
+    from bench.runner import RunOptions, plan_suite, run_suite
     from bench.suites import MethodSpec, Suite
 
     monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
@@ -158,6 +158,11 @@ def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
     whole = run("whole")
     with pytest.raises(Stop):
         run("cut", stop_after=15)  # the first cell's second pass
+    opts = RunOptions(
+        results_dir=tmp_path / "cut", encoder=str(tiny_model_dir), progress=False, only_targets=(small_domains[0],)
+    )
+    (planned,) = plan_suite(mini, opts)
+    assert planned["state"].startswith("todo, resumes from its checkpoint of ")
     resumed = run("cut")
     assert resumed["resumed"]["at_step"] > 0 and resumed["resumed"]["git"]["commit"]
     assert "resumed" not in whole
