@@ -12,7 +12,7 @@ B=${BENCH:-bench}
 W=${WORKER:-a}
 EXTRA=("$@")
 # --no-report: a worker leaves the reports to whoever commits (`bench report`), not a minute a call.
-run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet --no-report "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|error|warning|skip" || echo "!! failed or nothing new: $*"; }
+run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet --no-report "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|resumes|error|warning|skip" || echo "!! failed or nothing new: $*"; }
 # The precision issue's paired F1 checks: MFNER fast in bf16 at MiniLM (T17 -> T15, 1 shot, 5 seeds, paired
 # in reports/ablations.md with MFNER and with MFNER fast in fp32), and at mpnet-base (the base suite's first
 # cells, paired with the committed fp32 MFNER@mpnet-base cells, seeds 0-2).

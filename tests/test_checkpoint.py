@@ -153,7 +153,10 @@ def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
             (path, *_) = sorted(run_suite(mini, opts))
         finally:
             monkeypatch.setattr(ProtoNet, "loss", real)
+            logs.append(opts.log)
         return json.loads(path.read_text())
+
+    logs: list[list[str]] = []
 
     whole = run("whole")
     with pytest.raises(Stop):
@@ -166,6 +169,8 @@ def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
     resumed = run("cut")
     assert resumed["resumed"]["at_step"] > 0 and resumed["resumed"]["git"]["commit"]
     assert "resumed" not in whole
+    assert any(line.endswith("seed=0: resumes from its checkpoint") for line in logs[-1])
+    assert not any("resumes" in line for line in logs[0])
     assert resumed["f1_per_episode"] == whole["f1_per_episode"] and resumed["predictions"] == whole["predictions"]
     assert not list((Path(os.environ["MFNER_CACHE"]) / "checkpoints").glob("*.pt"))  # removed once the record is out
 
