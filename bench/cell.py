@@ -268,7 +268,13 @@ def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tu
     if limit and asked < limit:
         record["warning"] = f"{target.name} gives {asked} test episodes at K={cell.k}, fewer than the {limit} asked"
     if resumed is not None:  # its training went on from a checkpoint an earlier process saved
-        record["resumed"] = resumed | {"at_step": record["fit_report"].get("resumed_at_step")}
+        fit = record["fit_report"] or {}
+        earlier_s, earlier_cpu_s = fit.get("earlier_train_s"), fit.get("earlier_train_cpu_s")
+        record["resumed"] = resumed | {"at_step": fit.get("resumed_at_step"), "earlier_train_s": earlier_s}
+        if earlier_s is not None:  # the cell's times count the training done before the cut (not the lost part)
+            record["resumed"]["earlier_train_cpu_s"] = earlier_cpu_s
+            for key, extra in (("fit_s", earlier_s), ("wall_s", earlier_s), ("cpu_s", earlier_cpu_s)):
+                record[key] = round(record[key] + extra, 3)
     if ctx.checkpoint is not None:
         ctx.checkpoint.unlink(missing_ok=True)
         ctx.checkpoint.with_suffix(".json").unlink(missing_ok=True)

@@ -125,6 +125,13 @@ def record_path(
     return results_dir / suite / safe / f"{target}{suffix}-k{k}-s{seed}.json"
 
 
+def times_partial(record: dict[str, Any]) -> bool:
+    """Whether a record's seconds leave out part of its training: it resumed from a checkpoint, and its
+    ``resumed`` note does not say how long the earlier processes trained (records before that was carried)."""
+    resumed = record.get("resumed")
+    return isinstance(resumed, dict) and resumed.get("earlier_train_s") is None
+
+
 def read_record(path: Path, on_corrupt: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     """A record, or None if it can't be read as one: then it is moved aside to ``<name>.corrupt``
     (so it never counts as done, and nothing is lost) and ``on_corrupt`` hears which file and why."""
@@ -301,6 +308,8 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
             | {"threads": env.get("torch_threads"), "platform": env.get("platform"), "path": str(path)}
             | {"dirty": bool((rec.get("git") or {}).get("dirty"))}
             | {"resumed": "resumed" in rec}
+            # seconds that leave out part of the training are no cost figure
+            | ({"wall_s": None, "fit_s": None, "predict_s": None} if times_partial(rec) else {})
             | {"fit_cached": bool((rec.get("fit_report") or {}).get("loaded_from_cache"))}
             | ({"label": f"{rec['label']} (from {'+'.join(rec['sources'])})"} if "-from-" in path.name else {})
         )

@@ -37,6 +37,7 @@ from bench.records import (
     environment,
     provenance,
     read_record,
+    times_partial,
     write_record,
 )
 from bench.suites import Suite, check_selection, no_match, with_options
@@ -156,9 +157,11 @@ def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunO
 
 
 def _record_seconds(record: Path, field: str = "wall_s") -> float | None:
-    """A record's ``wall_s`` (or another seconds field, ``cpu_s``); None where the record lacks it."""
+    """A record's ``wall_s`` (or another seconds field, ``cpu_s``); None where the record lacks it, or its
+    seconds leave out part of its training (``times_partial``)."""
     try:
-        return float(json.loads(record.read_text())[field])
+        data = json.loads(record.read_text())
+        return None if times_partial(data) else float(data[field])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

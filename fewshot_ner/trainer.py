@@ -101,7 +101,7 @@ def train_episodic(
     """
     if not episodes:
         raise ValueError("no source episodes to meta-train on")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     save_every_s = CHECKPOINT_EVERY_S if save_every_s is None else save_every_s
     rng = random.Random(shuffle_seed)
     opt = torch.optim.Adam(param_groups)
@@ -114,7 +114,10 @@ def train_episodic(
     steps = 0
     first_epoch, first_i, total = 0, 0, 0.0
     resumed = _load_checkpoint(checkpoint, params, opt, (len(episodes), total_steps)) if checkpoint else None
+    # training seconds of earlier processes, up to their last save (None: a checkpoint saved before they were kept)
+    earlier: dict[str, float] | None = {"wall_s": 0.0, "cpu_s": 0.0}
     if resumed is not None:
+        earlier = resumed.get("elapsed")
         first_epoch, first_i, steps, total = resumed["epoch"], resumed["next_i"], resumed["steps"], resumed["total"]
         pass_losses = list(resumed["pass_losses"])
         rng.setstate(_tuples(resumed["rng_before_pass"]))
@@ -152,6 +155,7 @@ def train_episodic(
                 if checkpoint is not None and time.perf_counter() - last_save >= save_every_s:
                     state = {"epoch": epoch, "next_i": i + 1, "steps": steps, "total": total}
                     state |= {"pass_losses": pass_losses, "rng_before_pass": rng_before_pass}
+                    state["elapsed"] = _elapsed(earlier, t0, cpu0)
                     _save_checkpoint(checkpoint, params, opt, (len(episodes), total_steps), state)
                     last_save = time.perf_counter()
             bar.update()
@@ -161,6 +165,7 @@ def train_episodic(
         pass_losses.append(total / len(order))
     if checkpoint is not None and time.perf_counter() - t0 >= save_every_s:  # the whole fit, should the rest fail
         state = {"epoch": n_passes, "next_i": 0, "steps": steps, "total": 0.0, "pass_losses": pass_losses}
+        state["elapsed"] = _elapsed(earlier, t0, cpu0)
         _save_checkpoint(
             checkpoint, params, opt, (len(episodes), total_steps), state | {"rng_before_pass": rng.getstate()}
         )
@@ -171,9 +176,22 @@ def train_episodic(
         "mean_query_nll_per_pass": [round(x, 4) for x in pass_losses],
         "fit_s": round(time.perf_counter() - t0, 1),
     }
-    if resumed is not None:
+    if resumed is not None:  # and what the earlier processes trained before their last save, in seconds
         report["resumed_at_step"] = resumed["steps"]
+        if earlier is not None:
+            report["earlier_train_s"] = round(earlier["wall_s"], 1)
+            report["earlier_train_cpu_s"] = round(earlier["cpu_s"], 1)
     return report
+
+
+def _elapsed(earlier: dict[str, float] | None, t0: float, cpu0: float) -> dict[str, float] | None:
+    """Training seconds so far, wall and CPU, this process's added to the earlier processes' (None if unknown)."""
+    if earlier is None:
+        return None
+    return {
+        "wall_s": earlier["wall_s"] + time.perf_counter() - t0,
+        "cpu_s": earlier["cpu_s"] + time.process_time() - cpu0,
+    }
 
 
 def _save_checkpoint(

@@ -53,6 +53,7 @@ def test_a_loop_cut_mid_pass_resumes_to_the_same_weights(tmp_path, schedule):
     resumed_model = _toy()
     resumed = _train(resumed_model, cfg, path)
     assert resumed["resumed_at_step"] == 6 and resumed["optimizer_steps"] == report["optimizer_steps"] == 12
+    assert resumed["earlier_train_s"] >= 0 and resumed["earlier_train_cpu_s"] >= 0  # the cut process's training
     assert resumed["mean_query_nll_per_pass"] == report["mean_query_nll_per_pass"]
     assert all(torch.equal(a, b) for a, b in zip(whole.parameters(), resumed_model.parameters(), strict=True))
     finished = _toy()  # the last save holds the whole fit: a process that dies later trains nothing again
@@ -168,6 +169,10 @@ def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
     assert planned["state"].startswith("todo, resumes from its checkpoint of ")
     resumed = run("cut")
     assert resumed["resumed"]["at_step"] > 0 and resumed["resumed"]["git"]["commit"]
+    earlier = resumed["resumed"]["earlier_train_s"]
+    assert (
+        earlier > 0 and resumed["wall_s"] >= earlier and resumed["fit_s"] >= earlier
+    )  # its seconds count the cut part
     assert "resumed" not in whole
     assert any(line.endswith("seed=0: resumes from its checkpoint") for line in logs[-1])
     assert not any("resumes" in line for line in logs[0])
@@ -190,3 +195,29 @@ def test_the_report_names_the_records_that_resumed(tmp_path):
     note = _resumed_note(rows)
     assert note.startswith("1 of 2 records resumed") and "A (1)" in note
     assert _resumed_note(rows[~rows.resumed]) == ""
+
+
+def test_a_checkpoint_without_its_training_seconds_resumes_and_its_record_gives_no_times(tmp_path):
+    from bench.records import load_records
+    from bench.runner import _record_seconds
+
+    cfg = TrainerConfig(passes=2, min_steps=0, episodes_per_step=3)
+    path = tmp_path / "loop.pt"
+    with pytest.raises(Stop):
+        _train(_toy(), cfg, path, stop_after=12)
+    saved = torch.load(path, weights_only=True)
+    del saved["elapsed"]  # as the first checkpoints were written
+    torch.save(saved, path)
+    report = _train(_toy(), cfg, path)
+    assert report["resumed_at_step"] == 4 and "earlier_train_s" not in report
+    folder = tmp_path / "res" / "s" / "A"
+    folder.mkdir(parents=True)
+    base = {"label": "A", "method": "m", "target": "t", "k": 1, "seed": 0, "f1": 1.0, "f1_per_episode": [1.0]}
+    base |= {"wall_s": 155.0, "fit_s": 92.0, "cpu_s": 150.0}
+    partial = base | {"seed": 1, "resumed": {"at_step": 182, "earlier_train_s": None}}
+    whole = base | {"seed": 2, "resumed": {"at_step": 182, "earlier_train_s": 900.0}}
+    for record in (base, partial, whole):
+        (folder / f"t-k1-s{record['seed']}.json").write_text(json.dumps(record))
+    rows = load_records(tmp_path / "res", "s").sort_values("seed")
+    assert rows.wall_s.isna().tolist() == [False, True, False]  # its seconds leave out the cut process's training
+    assert _record_seconds(folder / "t-k1-s1.json") is None and _record_seconds(folder / "t-k1-s2.json") == 155.0
