@@ -101,6 +101,11 @@ def suite_table(suite: Suite, results_dir: Path = RESULTS_DIR, rows: pd.DataFram
     return table.fillna("-")  # "-": the paper has no such row
 
 
+def _whole_s(seconds: float) -> int | str:
+    """Seconds rounded to whole ones; "-" where no record of the group has them (``times_partial``)."""
+    return "-" if pd.isna(seconds) else round(float(seconds))
+
+
 def _median_s(values: pd.Series | None) -> str:
     """Median seconds of the records that hold the field (records before version 2 lack predict_s)."""
     values = values.dropna() if values is not None else None
@@ -130,8 +135,8 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     def columns(grp: pd.DataFrame) -> dict[str, object]:
         threads = sorted({int(t) for t in grp.threads.dropna()})
         out: dict[str, object] = {
-            "wall s (median)": round(float(grp.wall_s.median())),
-            "wall s (max)": round(float(grp.wall_s.max())),
+            "wall s (median)": _whole_s(grp.wall_s.median()),
+            "wall s (max)": _whole_s(grp.wall_s.max()),
             "fit s (median)": _median_s(grp.get("fit_s")),
             "predict s (median)": _median_s(grp.get("predict_s")),
             "peak RSS GB (max)": round(float(grp.peak_rss_mb.max()) / 1024, 2),

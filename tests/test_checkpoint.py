@@ -221,3 +221,25 @@ def test_a_checkpoint_without_its_training_seconds_resumes_and_its_record_gives_
     rows = load_records(tmp_path / "res", "s").sort_values("seed")
     assert rows.wall_s.isna().tolist() == [False, True, False]  # its seconds leave out the cut process's training
     assert _record_seconds(folder / "t-k1-s1.json") is None and _record_seconds(folder / "t-k1-s2.json") == 155.0
+
+
+def test_the_cost_table_gives_no_seconds_for_a_row_whose_records_have_none():
+    import pandas as pd
+
+    from bench.report import cost_table
+
+    rows = pd.DataFrame(
+        {
+            "label": ["A", "A", "B"],
+            "k": [1, 1, 1],
+            "target": ["twitter2015"] * 3,
+            "wall_s": [100.0, 300.0, None],  # B resumed from a checkpoint that did not carry its training seconds
+            "fit_s": [90.0, 280.0, None],
+            "predict_s": [10.0, 20.0, None],
+            "peak_rss_mb": [1024.0, 2048.0, 1024.0],
+            "threads": [1, 1, 1],
+        }
+    )
+    table = cost_table(rows).set_index("method")
+    assert table.loc["A", "wall s (median)"] == 200 and table.loc["A", "wall s (max)"] == 300
+    assert table.loc["B", "wall s (median)"] == "-" and table.loc["B", "cells"] == 1
