@@ -200,7 +200,11 @@ def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tu
     seed_everything(cell.seed)
     options, precision = plan.method_options, plan.precision
     ctx = plan.context(opts)
-    resumed = _resumed_from(ctx.checkpoint)
+    checkpoint = ctx.checkpoint
+    assert checkpoint is not None  # plan.context names one for every cell
+    if checkpoint.is_file():
+        opts.note(f"{plan.label} {cell.target} K={cell.k} seed={cell.seed}: resumes from its checkpoint")
+    began = _began(checkpoint)
     method = METHODS.get(cell.spec.method)(ctx, **options)
     tasks = [
         SourceTask(d, train_sets[d.name].materialize(d, plan.train_episodes)) if d.name in train_sets else SourceTask(d)
@@ -267,32 +271,29 @@ def run_cell(plan: CellPlan, by_name: dict[str, Domain], opts: RunOptions) -> tu
     }
     if limit and asked < limit:
         record["warning"] = f"{target.name} gives {asked} test episodes at K={cell.k}, fewer than the {limit} asked"
-    if resumed is not None:  # its training went on from a checkpoint an earlier process saved
-        fit = record["fit_report"] or {}
+    fit = record["fit_report"] or {}
+    if "resumed_at_step" in fit:  # its training went on from a checkpoint an earlier process saved
         earlier_s, earlier_cpu_s = fit.get("earlier_train_s"), fit.get("earlier_train_cpu_s")
-        record["resumed"] = resumed | {"at_step": fit.get("resumed_at_step"), "earlier_train_s": earlier_s}
+        record["resumed"] = began | {"at_step": fit["resumed_at_step"], "earlier_train_s": earlier_s}
         if earlier_s is not None:  # the cell's times count the training done before the cut (not the lost part)
             record["resumed"]["earlier_train_cpu_s"] = earlier_cpu_s
             for key, extra in (("fit_s", earlier_s), ("wall_s", earlier_s), ("cpu_s", earlier_cpu_s)):
                 record[key] = round(record[key] + extra, 3)
-    if ctx.checkpoint is not None:
-        ctx.checkpoint.unlink(missing_ok=True)
-        ctx.checkpoint.with_suffix(".json").unlink(missing_ok=True)
+    checkpoint.unlink(missing_ok=True)
+    checkpoint.with_suffix(".json").unlink(missing_ok=True)
     return record, traces
 
 
-def _resumed_from(checkpoint: Path | None) -> dict | None:
-    """The provenance of the process that began the cell, if its checkpoint is here to resume (None: a fresh
-    start, whose provenance is written beside the checkpoint for a later process to find)."""
-    if checkpoint is None:
-        return None
+def _began(checkpoint: Path) -> dict[str, Any]:
+    """Who began the cell: the note an earlier process left beside its checkpoint, or this process (a fresh start:
+    its note is written there for a later one to find); both unknown where a checkpoint has lost its note."""
     note = checkpoint.with_suffix(".json")
-    if checkpoint.is_file() and note.is_file():
-        return json.loads(note.read_text())
-    began = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if checkpoint.is_file():
+        return json.loads(note.read_text()) if note.is_file() else {"began": None, "git": None}
+    began = {"began": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state()}
     note.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(note, json.dumps({"began": began, "git": git_state()}))
-    return None
+    write_text_atomic(note, json.dumps(began))
+    return began
 
 
 def cell_domains(suite: Suite, target: str, by_name: dict[str, Domain]) -> tuple[Domain, list[Domain]]:

@@ -260,9 +260,6 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
             elif finished(plan):
                 written.append(plan.path)
             else:
-                if plan.checkpoint(opts).is_file():
-                    cell = plan.cell
-                    opts.note(f"{plan.label} {cell.target} K={cell.k} seed={cell.seed}: resumes from its checkpoint")
                 record, traces = run_cell(plan, by_name, opts)
                 written.append(write_cell(plan, record, traces, meta | {"env": environment()}))  # threads at the end
         left -= seconds

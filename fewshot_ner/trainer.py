@@ -113,14 +113,23 @@ def train_episodic(
     pass_losses: list[float] = []
     steps = 0
     first_epoch, first_i, total = 0, 0, 0.0
-    resumed = _load_checkpoint(checkpoint, params, opt, (len(episodes), total_steps)) if checkpoint else None
+    shape = (len(episodes), total_steps)  # a checkpoint of another loop is refused
+    resumed = _load_checkpoint(checkpoint, params, opt, shape) if checkpoint else None
     # training seconds of earlier processes, up to their last save (None: a checkpoint saved before they were kept)
     earlier: dict[str, float] | None = {"wall_s": 0.0, "cpu_s": 0.0}
     if resumed is not None:
         earlier = resumed.get("elapsed")
         first_epoch, first_i, steps, total = resumed["epoch"], resumed["next_i"], resumed["steps"], resumed["total"]
         pass_losses = list(resumed["pass_losses"])
-        rng.setstate(_tuples(resumed["rng_before_pass"]))
+        rng.setstate(resumed["rng_before_pass"])
+
+    def save(epoch: int, next_i: int, total: float, rng_before_pass: Any) -> None:
+        """The loop's place (the pass, its next episode, the order's random state before the pass) and the rest."""
+        assert checkpoint is not None
+        state = {"epoch": epoch, "next_i": next_i, "steps": steps, "total": total, "pass_losses": pass_losses}
+        state |= {"rng_before_pass": rng_before_pass, "elapsed": _elapsed(earlier, t0, cpu0)}
+        _save_checkpoint(checkpoint, params, opt, shape, state)
+
     last_save = time.perf_counter()
     for epoch in range(first_epoch, n_passes):
         rng_before_pass = rng.getstate()
@@ -153,10 +162,7 @@ def train_episodic(
                 opt.zero_grad(set_to_none=True)
                 steps += 1
                 if checkpoint is not None and time.perf_counter() - last_save >= save_every_s:
-                    state = {"epoch": epoch, "next_i": i + 1, "steps": steps, "total": total}
-                    state |= {"pass_losses": pass_losses, "rng_before_pass": rng_before_pass}
-                    state["elapsed"] = _elapsed(earlier, t0, cpu0)
-                    _save_checkpoint(checkpoint, params, opt, (len(episodes), total_steps), state)
+                    save(epoch, i + 1, total, rng_before_pass)
                     last_save = time.perf_counter()
             bar.update()
             if i % 20 == 0:
@@ -164,11 +170,7 @@ def train_episodic(
         bar.close()
         pass_losses.append(total / len(order))
     if checkpoint is not None and time.perf_counter() - t0 >= save_every_s:  # the whole fit, should the rest fail
-        state = {"epoch": n_passes, "next_i": 0, "steps": steps, "total": 0.0, "pass_losses": pass_losses}
-        state["elapsed"] = _elapsed(earlier, t0, cpu0)
-        _save_checkpoint(
-            checkpoint, params, opt, (len(episodes), total_steps), state | {"rng_before_pass": rng.getstate()}
-        )
+        save(n_passes, 0, 0.0, rng.getstate())
     report = {
         "train_episodes": len(episodes),
         "passes": n_passes,
@@ -200,7 +202,7 @@ def _save_checkpoint(
     """The loop's whole state after an optimizer step, written atomically (a reader sees all of it or none)."""
     saved = state | {
         "version": CHECKPOINT_VERSION,
-        "shape": list(shape),  # (source episodes, planned steps): a checkpoint of another loop is refused
+        "shape": list(shape),  # (source episodes, planned steps)
         "params": [p.detach().clone() for p in params],
         "optimizer": opt.state_dict(),
         "torch_rng": torch.get_rng_state(),
@@ -236,11 +238,6 @@ def _load_checkpoint(
     if saved["cuda_rng"]:
         torch.cuda.set_rng_state_all(saved["cuda_rng"])
     return saved
-
-
-def _tuples(state: Any) -> Any:
-    """``random.Random`` state as ``getstate`` gives it (a saved copy may hold lists for its tuples)."""
-    return tuple(_tuples(x) for x in state) if isinstance(state, (list, tuple)) else state
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, Tensor]:

@@ -243,3 +243,35 @@ def test_the_cost_table_gives_no_seconds_for_a_row_whose_records_have_none():
     table = cost_table(rows).set_index("method")
     assert table.loc["A", "wall s (median)"] == 200 and table.loc["A", "wall s (max)"] == 300
     assert table.loc["B", "wall s (median)"] == "-" and table.loc["B", "cells"] == 1
+
+
+def test_a_cell_whose_checkpoint_is_set_aside_is_not_called_resumed(
+    small_domains, tiny_model_dir, tmp_path, monkeypatch
+):
+    from bench.runner import RunOptions, plan_suite, run_suite
+    from bench.suites import MethodSpec, Suite
+
+    monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
+    mini = Suite(
+        name="mini-ck2",
+        description="test suite",
+        methods=(MethodSpec("ProtoNet", "protonet", {"passes": 1, "min_steps": 0}),),
+        domains=tuple(small_domains),
+        shots=(1,),
+        seeds=(0,),
+        max_episodes=2,
+        train_episodes=4,
+    )
+    opts = RunOptions(
+        results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, only_targets=(small_domains[0],)
+    )
+    (planned,) = plan_suite(mini, opts)
+    checkpoint = planned["plan"].checkpoint(opts)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"not a checkpoint")  # and beside it the note of the process that began the cell
+    checkpoint.with_suffix(".json").write_text(json.dumps({"began": "2026-12-05T00:00:00+00:00", "git": {}}))
+    with pytest.warns(UserWarning, match="ignored and removed, training starts afresh"):
+        (path,) = run_suite(mini, opts)
+    record = json.loads(path.read_text())
+    assert "resumed" not in record and "resumed_at_step" not in record["fit_report"]
+    assert not checkpoint.exists() and not checkpoint.with_suffix(".json").exists()
