@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from fewshot_ner.data import QuerySentence, Sentence
 from fewshot_ner.defaults import DEFAULT_ENCODER, DEFAULT_PRECISION
+from fewshot_ner.grad_sum import GradSum
 from fewshot_ner.paths import cache_dir
 from fewshot_ner.registry import Registry, check_choice
 
@@ -234,6 +235,8 @@ class WordEncoder(nn.Module):
         self._token_cache: dict[tuple[tuple[str, ...], str | None], _Encoded] = {}
         self.cast_cache = True  # False: autocast casts every weight in every call (the timing peer)
         self._casts: dict[str, tuple[tuple[int, int], Tensor]] = {}
+        self.grad_sum = True  # False: each call's gradient parts cast and summed by autograd (the timing peer)
+        self._grad_sum = GradSum()
         self.eval()  # like transformers: inference mode until a trainer calls .train()
 
     @property
@@ -394,7 +397,9 @@ class WordEncoder(nn.Module):
         What autocast would compute in the call, to the last bit: the cast is kept while the parameter is
         unchanged (the same storage, no in-place update since: ``_version``), and a parameter that
         trains gets it through ``CastBack``, whose backward returns the gradient to float32 as
-        autocast's cast does, one node per call, so gradients accumulate in float32 as before.
+        autocast's cast does, one node per call, so gradients accumulate in float32 as before; with
+        ``grad_sum`` the node hands its bfloat16 part to ``GradSum``, which writes ``.grad`` once the
+        backward pass ends: the same sums in the same order, in one pass over memory.
         """
         out: dict[str, Tensor] = {}
         for module_name, module in self.model.named_modules():
@@ -409,7 +414,8 @@ class WordEncoder(nn.Module):
                         hit = (stamp, param.detach().to(torch.bfloat16))
                     self._casts[key] = hit
                 grad = param.requires_grad and torch.is_grad_enabled()
-                out[key] = CastBack.apply(param, hit[1]) if grad else hit[1]
+                sink = self._grad_sum if self.grad_sum else None
+                out[key] = CastBack.apply(param, hit[1], sink) if grad else hit[1]
         return out
 
     def embed(
@@ -435,15 +441,23 @@ class WordEncoder(nn.Module):
 
 
 class CastBack(torch.autograd.Function):
-    """A float32 parameter's kept bfloat16 copy forward; backward, the gradient cast to float32 (as autocast's cast)."""
+    """A float32 parameter's kept bfloat16 copy forward; backward, the gradient cast to float32 (as autocast's
+    cast), or, given a ``GradSum``, its bfloat16 part handed to it for ``.grad``."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, param: Tensor, copy: Tensor) -> Tensor:
+    def forward(ctx: torch.autograd.function.FunctionCtx, param: Tensor, copy: Tensor, sink: GradSum | None) -> Tensor:
+        ctx.param, ctx.sink = param, sink
+        ctx.set_materialize_grads(False)  # an unused output: no part, as autograd skips an undefined gradient
         return copy.view_as(copy)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
-        return grad.to(torch.float32), None
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor | None) -> tuple[Tensor | None, None, None]:
+        if grad is None:
+            return None, None, None
+        if ctx.sink is None:
+            return grad.to(torch.float32), None, None
+        ctx.sink.add(ctx.param, grad)
+        return None, None, None
 
 
 CACHE_VERSION = 2  # bump when what is stored changes (2: sentence keys carry the domain)

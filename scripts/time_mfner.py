@@ -11,10 +11,13 @@ seconds from the same process and encoder, so load that slows every variant alik
 A variant is ``key=value[,key=value]``: the method's options, ``precision=bf16`` (the run context's
 precision, as ``bench run --set precision=bf16``), ``token_cache=false`` (the encoder's
 tokenisation cache off, the code as it was before the cache) and ``cast_cache=false`` (in bf16,
-autocast casts every linear weight in every call, as before ``WordEncoder.linear_casts``). ``--encoder`` may repeat: every variant
-runs on each. Writes a JSON list (``--out``), one entry per (encoder, variant): ``encoder``,
-``variant``, ``seconds`` (the best round), ``ratio_vs_default``, the rounds, and the command, git
-commit and environment that produced them. Usage (the precision issue's figures):
+autocast casts every linear weight in every call, as before ``WordEncoder.linear_casts``) and
+``grad_sum=false`` (in bf16, autograd casts and sums each call's gradient parts, as before ``GradSum``).
+``--encoder`` may repeat: every variant runs on each. Writes a JSON list (``--out``), one entry per
+(encoder, variant): ``encoder``, ``variant``, ``seconds`` (the best round), ``ratio_vs_default``, the
+rounds, the same for the process's CPU seconds (``cpu_seconds``, ``cpu_ratio_vs_default``: on a machine
+that other work shares, the CPU time a fit took is steadier than its wall time), ``same_weights_as_base`` (whether the trained weights equal the base's to the last bit, in every
+round), and the command, git commit and environment that produced them. Usage (the precision issue's figures):
     OMP_NUM_THREADS=1 python scripts/time_mfner.py --encoder minilm --encoder mpnet-base --episodes 12 \\
         --repeats 3 --variant profile=fast --variant profile=fast,precision=bf16 --variant precision=bf16 \\
         --out results/precision-speedup.json
@@ -23,6 +26,7 @@ commit and environment that produced them. Usage (the precision issue's figures)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -55,7 +59,7 @@ def parse_variant(text: str) -> dict[str, Any]:
     return options
 
 
-ENCODER_OPTIONS = ("token_cache", "cast_cache")  # set on the WordEncoder, not method options
+ENCODER_OPTIONS = ("token_cache", "cast_cache", "grad_sum")  # set on the WordEncoder, not method options
 
 
 def method_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -63,10 +67,22 @@ def method_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return split_options({k: v for k, v in options.items() if k not in ENCODER_OPTIONS})
 
 
+def weights_digest(method: object) -> str:
+    """A hash of every tensor in the method's modules' state (its trained weights), to the last bit."""
+    digest = hashlib.sha256()
+    modules = sorted((k, v) for k, v in vars(method).items() if isinstance(v, torch.nn.Module))
+    for attr, module in modules:
+        for key, tensor in module.state_dict().items():
+            digest.update(f"{attr}.{key}".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def fit_seconds(
     name: str, encoder: str, domain: Domain, episodes: list[Episode], options: dict[str, Any], budget: dict[str, Any]
-) -> float:
-    """Wall seconds of one ``fit`` (building the method not counted); a transfer cache file it wrote is removed."""
+) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one ``fit`` (building the method not counted) and its trained weights' digest;
+    a transfer cache file it wrote is removed."""
     torch.manual_seed(0)
     chosen, precision = method_options(options)
     ctx = RunContext(seed=0, progress=False, encoder=encoder, precision=precision)
@@ -76,14 +92,14 @@ def fit_seconds(
             setattr(method.encoder, key, bool(options[key]))
     cached = cache_dir() / "transfer"
     before = set(cached.glob("*.pt")) if cached.is_dir() else set()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     method.fit([SourceTask(domain, episodes)])
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if (method.fit_report() or {}).get("loaded_from_cache"):
         raise RuntimeError("source training came from the cache: nothing was timed")
     for path in (set(cached.glob("*.pt")) if cached.is_dir() else set()) - before:
         path.unlink(missing_ok=True)  # the next round trains again
-    return seconds
+    return seconds, cpu, weights_digest(method)
 
 
 def main() -> None:
@@ -117,16 +133,27 @@ def main() -> None:
     rows = []
     for encoder in encoders:
         times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu_times: dict[str, list[float]] = {name: [] for name in variants}
+        digests: dict[str, set[str]] = {name: set() for name in variants}
         for round_ in range(args.repeats):
             for name, options in variants.items():
-                times[name].append(fit_seconds(args.method, encoder, t17, episodes, options, budget))
-                print(f"{encoder} round {round_ + 1}: {name}: {times[name][-1]:.1f} s", flush=True)
-        base_s = min(times[base])
+                seconds, cpu, digest = fit_seconds(args.method, encoder, t17, episodes, options, budget)
+                times[name].append(seconds)
+                cpu_times[name].append(cpu)
+                digests[name].add(digest)
+                print(f"{encoder} round {round_ + 1}: {name}: {seconds:.1f} s ({cpu:.1f} s CPU)", flush=True)
+        base_s, base_cpu = min(times[base]), min(cpu_times[base])
         for name, ts in times.items():
             row = {"encoder": encoder, "variant": name, "seconds": round(min(ts), 2)}
             row |= {"ratio_vs_default": round(base_s / min(ts), 3), "rounds_s": [round(t, 2) for t in ts]}
+            cpu = cpu_times[name]
+            row |= {"cpu_seconds": round(min(cpu), 2), "cpu_ratio_vs_default": round(base_cpu / min(cpu), 3)}
+            row |= {"cpu_rounds_s": [round(t, 2) for t in cpu]}
+            row |= {"same_weights_as_base": digests[name] == digests[base] and len(digests[base]) == 1}
             rows.append(row | {"method": args.method, "options": variants[name]})
-            print(f"{encoder:12s} {name:40s} {row['seconds']:7.1f} s  {row['ratio_vs_default']:.2f}x", flush=True)
+            same = "same weights" if row["same_weights_as_base"] else "other weights"
+            line = f"{encoder:12s} {name:40s} {row['seconds']:7.1f} s  {row['ratio_vs_default']:.2f}x"
+            print(f"{line}  CPU {row['cpu_ratio_vs_default']:.2f}x  {same}", flush=True)
     meta = provenance(["python", "scripts/time_mfner.py", *sys.argv[1:]])
     shared = {"episodes": len(episodes), "passes": args.passes} if episodes else {"sentences": args.sentences}
     context = {"command": meta["command"], "git_commit": meta["git"]["commit"], "date": meta["date"]}

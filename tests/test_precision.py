@@ -125,39 +125,49 @@ def test_an_unknown_precision_fails_before_anything_runs(tmp_path, capsys):
 
 
 def test_kept_weight_casts_give_autocasts_results_to_the_last_bit(tiny_model_dir, t17):
-    """Weights cast once and kept while unchanged (``WordEncoder.linear_casts``) against autocast casting them
-    in every call: the same vectors, gradients and updated weights, bit for bit, over several calls a step
-    (gradients accumulating over calls), optimizer steps and inference."""
+    """Weights cast once and kept while unchanged (``WordEncoder.linear_casts``), with their gradient parts
+    summed by autograd or by ``GradSum``, against autocast casting them in every call: the same vectors,
+    gradients and updated weights, bit for bit, over several calls a backward pass, two backward passes a
+    step (``.grad`` already holding the first's sum), optimizer steps and inference."""
     sentences = list(t17.sentences)[:12]
     encoders = []
-    for kept in (False, True):
+    for kept, summed in ((False, False), (True, False), (True, True)):
         enc = WordEncoder(str(tiny_model_dir), precision="bf16")
-        enc.cast_cache = kept
+        enc.cast_cache, enc.grad_sum = kept, summed
         enc.train()
         encoders.append((enc, torch.optim.Adam(enc.trainable(None), lr=1e-3)))
     target = torch.Generator().manual_seed(1)
+    passes = (
+        ((sentences[:4], "text+image"), (sentences[4:8], "text"), (sentences[:6], "text+image")),
+        ((sentences[6:12], "text"),),
+    )
     for _step in range(3):
         grads, vectors = [], []
         for enc, opt in encoders:
             opt.zero_grad(set_to_none=True)
-            torch.manual_seed(_step)  # the same dropout masks in both
+            torch.manual_seed(_step)  # the same dropout masks in all
             gen = torch.Generator().manual_seed(target.initial_seed())
-            loss = torch.zeros(())
             out = []
-            for part, view in ((sentences[:4], "text+image"), (sentences[4:8], "text"), (sentences[:6], "text+image")):
-                batch = enc.tokenize(part, view)
-                v = enc(batch)  # (B, W, H)
-                out.append(v.detach())
-                loss = loss + ((v - torch.randn(v.shape, generator=gen)) ** 2)[batch.word_mask].mean()
-            loss.backward()
+            for calls in passes:
+                loss = torch.zeros(())
+                for part, view in calls:
+                    batch = enc.tokenize(part, view)
+                    v = enc(batch)  # (B, W, H)
+                    out.append(v.detach())
+                    loss = loss + ((v - torch.randn(v.shape, generator=gen)) ** 2)[batch.word_mask].mean()
+                loss.backward()
             grads.append([p.grad for p in enc.parameters()])
             vectors.append(out)
             opt.step()
-        assert all(torch.equal(a, b) for a, b in zip(*vectors, strict=True))
-        assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(*grads, strict=True))
-        assert all(
-            torch.equal(a, b) for a, b in zip(encoders[0][0].parameters(), encoders[1][0].parameters(), strict=True)
-        )
+        assert sum(g is not None for g in grads[2]) > 10  # the linear weights trained
+        for other in (1, 2):
+            assert all(torch.equal(a, b) for a, b in zip(vectors[0], vectors[other], strict=True))
+            pairs = zip(grads[0], grads[other], strict=True)
+            assert all((a is None and b is None) or torch.equal(a, b) for a, b in pairs)
+            assert all(
+                torch.equal(a, b)
+                for a, b in zip(encoders[0][0].parameters(), encoders[other][0].parameters(), strict=True)
+            )
     kept = encoders[1][0]
     first = kept.linear_casts()
     assert first and all(t.dtype == torch.bfloat16 for t in first.values())
@@ -173,4 +183,5 @@ def test_kept_weight_casts_give_autocasts_results_to_the_last_bit(tiny_model_dir
         != first[next(k for k in first if k.endswith("weight"))].data_ptr()
     )
     embedded = [enc.embed(sentences, "text+image") for enc, _ in encoders]
-    assert all(torch.equal(a, b) for a, b in zip(*embedded, strict=True))
+    for other in embedded[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(embedded[0], other, strict=True))
