@@ -89,6 +89,8 @@ def fit_seconds(
     method = METHODS.get(name)(ctx, **(budget | chosen))
     for key in ENCODER_OPTIONS:
         if key in options:
+            if not hasattr(method.encoder, key):  # an older checkout's encoder: the variant would time nothing
+                raise SystemExit(f"{key}: the encoder of {name} has no such switch in this code")
             setattr(method.encoder, key, bool(options[key]))
     cached = cache_dir() / "transfer"
     before = set(cached.glob("*.pt")) if cached.is_dir() else set()
