@@ -282,8 +282,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         plan = plan_suite(suite, opts)
         rows = [
-            {k: v for k, v in r.items() if k not in ("record", "label", "wall_s", "left_s", "plan")}
-            | {"wall s": _seconds(r["wall_s"], r["state"] != "done")}
+            {k: v for k, v in r.items() if k not in ("record", "label", "wall_s", "left_s", "plan", "basis")}
+            | {"wall s": _seconds(r["wall_s"], r["state"] != "done", scaled=r["basis"].endswith(")"))}
             for r in plan
         ]
         print(tabulate(rows, headers="keys", tablefmt="github") if rows else "no cells selected")
@@ -292,15 +292,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         pending = [r for r in plan if r["state"] != "done"]
         if pending:
             known = [r["left_s"] for r in pending if r["left_s"] is not None]
+            scaled = [r for r in pending if r["left_s"] is not None and r["basis"].endswith(")")]
             unknown = len(pending) - len(known)
             if not known:
                 print("cell time left: unknown (no finished cell of the same row, target and K to go by)")
             else:
                 print(
                     f"cell time left: about {sum(known) / 3600:.1f} h in one worker"
-                    + (f", plus {unknown} cell(s) with no finished peer to go by" if unknown else "")
+                    + (f" ({sum(r['left_s'] for r in scaled) / 3600:.1f} h of it scaled, '≈')" if scaled else "")
+                    + (f", plus {unknown} cell(s) with nothing to go by" if unknown else "")
                     + " ('~': the median of the finished cells of the same row, target and K)"
                 )
+            bases = sorted({(r["method"], r["target"], r["K"], r["basis"]) for r in scaled})
+            if bases:
+                print("'≈': the row's median at another target or K, times the median ratio of the two over the")
+                print("other rows of the same method (any suite or encoder) that have finished both:")
+                for method, target, k, basis in bases:
+                    print(f"  {method} {target} K={k}: {basis}")
         return 0
     print(f"results: {opts.results_dir}")
     before = {p: p.stat().st_mtime_ns for p in (opts.results_dir / suite.name).glob("*/*.json")}
@@ -356,10 +364,10 @@ def _print_quick(suite: Any, opts: Any) -> None:
     print("\nQuick cells check that every method runs here; their F1 is not comparable with the full table's.")
 
 
-def _seconds(value: float | None, estimate: bool) -> str:
+def _seconds(value: float | None, estimate: bool, scaled: bool = False) -> str:
     if value is None:
         return "?"
-    return f"~{value:.0f}" if estimate else f"{value:.0f}"
+    return f"{'≈' if scaled else '~'}{value:.0f}" if estimate else f"{value:.0f}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:

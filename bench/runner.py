@@ -7,12 +7,10 @@ printed first, not after a run that may last hours.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -28,6 +26,7 @@ from bench.cell import (  # noqa: F401 - re-exported: bench.runner is where call
     seed_everything,
     split_options,
 )
+from bench.estimate import CostIndex, cell_seconds, peer_seconds, record_seconds
 from bench.methods import METHODS
 from bench.records import (
     QUICK_REFERENCE_DIR,
@@ -37,7 +36,6 @@ from bench.records import (
     environment,
     provenance,
     read_record,
-    times_partial,
     write_record,
 )
 from bench.suites import Suite, check_selection, no_match, with_options
@@ -156,40 +154,27 @@ def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunO
             )
 
 
-def _record_seconds(record: Path, field: str = "wall_s") -> float | None:
-    """A record's ``wall_s`` (or another seconds field, ``cpu_s``); None where the record lacks it, or its
-    seconds leave out part of its training (``times_partial``)."""
-    try:
-        data = json.loads(record.read_text())
-        return None if times_partial(data) else float(data[field])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _median_seconds(path: Path, field: str = "wall_s") -> float | None:
-    """Median ``field`` (wall or CPU seconds) of the finished cells beside ``path`` (same row, target and K)."""
-    siblings = path.parent.glob(f"{path.name.rsplit('-s', 1)[0]}-s*.json")
-    walls = [w for p in siblings if not p.name.endswith(".trace.json") and (w := _record_seconds(p, field)) is not None]
-    return float(np.median(walls)) if walls else None
-
-
 def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
     """What ``run_suite`` would do, without doing it: each selected cell as done, running or todo.
 
     ``wall_s``: a done cell's own wall time; for the others, the median of the finished cells of the
-    same row, target and K, here or committed (under ``--quick``, the quick reference's; ``None`` when there is
-    none); ``left_s`` subtracts a running
-    cell's elapsed time from it. ``plan``: the cell's ``CellPlan``.
+    same row, target and K, here or committed (under ``--quick``, the quick reference's), else the row's
+    other cells scaled (``bench.estimate``; ``basis`` says from what), else ``None``; ``left_s`` subtracts a
+    running cell's elapsed time from it. ``plan``: the cell's ``CellPlan``.
     """
     import datetime as dt
 
     _, todo, done = select(suite, opts)
     rows = []
     now = dt.datetime.now(dt.timezone.utc)
+    index = CostIndex(opts.results_dir, _peers_dir(opts))
     for plan, state in [*((p, "done") for p in done), *((p, "todo") for p in todo)]:
         path = plan.path
         holder = claim_holder(path) if state == "todo" else None
-        wall = _record_seconds(path) if state == "done" else _peer_seconds(path, opts.results_dir, _peers_dir(opts))
+        wall = record_seconds(path) if state == "done" else peer_seconds(path, opts.results_dir, _peers_dir(opts))
+        basis = "" if state == "done" else ("same row, target and K" if wall is not None else "")
+        if state == "todo" and wall is None and (scaled := index.scaled(path)) is not None:
+            wall, basis = scaled
         left = 0.0 if state == "done" else wall
         if holder and wall is not None and holder.get("since"):
             elapsed = (now - dt.datetime.fromisoformat(holder["since"])).total_seconds()
@@ -207,6 +192,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
                 "seed": plan.cell.seed,
                 "state": f"running (pid {holder['pid']} on {holder['host']})" if holder else state,
                 "wall_s": wall,
+                "basis": basis,
                 "left_s": left,
                 "record": str(path),
                 "plan": plan,
@@ -278,22 +264,6 @@ def _duration(seconds: float) -> str:
 def _peers_dir(opts: RunOptions) -> Path:
     """Where finished cells like these are committed: the quick reference for ``--quick``, else the results."""
     return QUICK_REFERENCE_DIR if opts.quick else RESULTS_DIR
-
-
-def _peer_seconds(path: Path, results_dir: Path, committed_dir: Path, field: str = "wall_s") -> float | None:
-    """The median ``field`` of the finished cells of ``path``'s row, target and K, here or in ``committed_dir``."""
-    committed = committed_dir / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
-    return _median_seconds(path, field) or _median_seconds(committed, field)
-
-
-def cell_seconds(
-    paths: list[Path], results_dir: Path, committed_dir: Path = RESULTS_DIR, field: str = "wall_s"
-) -> list[float]:
-    """Expected seconds of each cell: the median ``field`` (wall or CPU seconds) of the finished cells of its row,
-    target and K, here or in ``committed_dir``; else the median over all the others' expectations (else 60 s)."""
-    known = [_peer_seconds(path, results_dir, committed_dir, field) for path in paths]
-    fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0
-    return [k if k is not None else fallback for k in known]
 
 
 def write_cell(plan: CellPlan, record: dict, traces: list[dict], meta: dict) -> Path:

@@ -198,8 +198,8 @@ def test_the_report_names_the_records_that_resumed(tmp_path):
 
 
 def test_a_checkpoint_without_its_training_seconds_resumes_and_its_record_gives_no_times(tmp_path):
+    from bench.estimate import record_seconds as _record_seconds
     from bench.records import load_records
-    from bench.runner import _record_seconds
 
     cfg = TrainerConfig(passes=2, min_steps=0, episodes_per_step=3)
     path = tmp_path / "loop.pt"

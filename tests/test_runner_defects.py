@@ -220,7 +220,7 @@ def test_the_probe_protocol_never_touches_test_sentences(suite, tiny_model_dir, 
 
 
 def test_cell_seconds_come_from_the_finished_peers(tmp_path):
-    from bench.runner import cell_seconds
+    from bench.estimate import cell_seconds
 
     folder = tmp_path / "s" / "row"
     folder.mkdir(parents=True)

@@ -1,0 +1,149 @@
+"""What a cell will cost, from the records: its finished peers, else its row's other cells scaled.
+
+A cell's expected seconds are the median of the finished cells of its row, target and K (here or
+committed). A cell with none, such as the first 5-shot or T15 -> T17 cell of a new grid row, is
+scaled from its own row: the row's median at another (target, K) it has finished, times the median
+ratio between those two (target, K) over the other rows of the same method that have finished both
+(any suite, any encoder: what moving from one target or K to the other costs that method). Without
+such a row it stays unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.records import RESULTS_DIR, times_partial
+
+CELL_FILE = re.compile(r"^(?P<target>.+)-k(?P<k>\d+)-s(?P<seed>\d+)\.json$")
+Where = tuple[str, int]  # (target, K)
+
+
+def record_seconds(record: Path, field: str = "wall_s") -> float | None:
+    """A record's ``wall_s`` (or another seconds field, ``cpu_s``); None where the record lacks it, or its
+    seconds leave out part of its training (``times_partial``)."""
+    try:
+        data = json.loads(record.read_text())
+        return None if times_partial(data) else float(data[field])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def median_seconds(path: Path, field: str = "wall_s") -> float | None:
+    """Median ``field`` (wall or CPU seconds) of the finished cells beside ``path`` (same row, target and K)."""
+    siblings = path.parent.glob(f"{path.name.rsplit('-s', 1)[0]}-s*.json")
+    walls = [w for p in siblings if not p.name.endswith(".trace.json") and (w := record_seconds(p, field)) is not None]
+    return float(np.median(walls)) if walls else None
+
+
+def peer_seconds(path: Path, results_dir: Path, committed_dir: Path, field: str = "wall_s") -> float | None:
+    """The median ``field`` of the finished cells of ``path``'s row, target and K, here or in ``committed_dir``."""
+    committed = committed_dir / path.relative_to(results_dir) if path.is_relative_to(results_dir) else path
+    return median_seconds(path, field) or median_seconds(committed, field)
+
+
+@dataclass
+class _Row:
+    method: str | None
+    medians: dict[Where, float]  # (target, K) -> median seconds of its finished cells
+
+
+@dataclass
+class CostIndex:
+    """The finished cells' medians of every row (``suite/row`` folder) under the results and committed folders,
+    read once, for scaling the cells that have no finished peer. ``seconds_field``: ``wall_s`` or ``cpu_s``."""
+
+    results_dir: Path
+    committed_dir: Path
+    seconds_field: str = "wall_s"
+    _rows: dict[Path, _Row] = field(default_factory=dict)
+
+    def row(self, folder: Path) -> _Row:
+        """A row folder's method and medians; a folder in both places counts the cells of either once."""
+        key = folder.resolve()
+        if key not in self._rows:
+            seconds: dict[Where, dict[str, float]] = {}
+            method = None
+            for base in self._both(folder):
+                for path in sorted(base.glob("*-k*-s*.json")) if base.is_dir() else []:
+                    match = CELL_FILE.match(path.name)
+                    if match is None or path.name.endswith(".trace.json"):
+                        continue
+                    value = record_seconds(path, self.seconds_field)
+                    if value is None:
+                        continue
+                    where = (match["target"], int(match["k"]))
+                    seconds.setdefault(where, {}).setdefault(path.name, value)
+                    if method is None:
+                        method = _method_of(path)
+            medians = {where: float(np.median(list(by_name.values()))) for where, by_name in seconds.items()}
+            self._rows[key] = _Row(method, medians)
+        return self._rows[key]
+
+    def _both(self, folder: Path) -> list[Path]:
+        """``folder`` and its twin in the other place (results or committed), when it lies under one of them."""
+        for here, there in ((self.results_dir, self.committed_dir), (self.committed_dir, self.results_dir)):
+            if folder.is_relative_to(here):
+                twin = there / folder.relative_to(here)
+                return [folder] if twin.resolve() == folder.resolve() else [folder, twin]
+        return [folder]
+
+    def _all_rows(self) -> list[Path]:
+        folders = {}
+        for base in (self.results_dir, self.committed_dir):
+            for folder in base.glob("*/*/") if base.is_dir() else []:
+                folders.setdefault(folder.relative_to(base), folder)
+        return sorted(folders.values())
+
+    def scaled(self, path: Path) -> tuple[float, str] | None:
+        """Seconds for a cell with no finished peer, scaled from its row's other (target, K), and how."""
+        match = CELL_FILE.match(path.name)
+        if match is None:
+            return None
+        want: Where = (match["target"], int(match["k"]))
+        own = self.row(path.parent)
+        if own.method is None or not own.medians:
+            return None
+        best: tuple[int, float, str] | None = None  # (rows the ratio rests on, seconds, basis)
+        for have, seconds in sorted(own.medians.items()):
+            ratios = []
+            for folder in self._all_rows():
+                other = self.row(folder)
+                if folder.resolve() == path.parent.resolve() or other.method != own.method:
+                    continue
+                if want in other.medians and have in other.medians:
+                    ratios.append(other.medians[want] / other.medians[have])
+            if ratios and (best is None or len(ratios) > best[0]):
+                ratio = float(np.median(ratios))
+                basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.method})"
+                best = (len(ratios), seconds * ratio, basis)
+        return None if best is None else (best[1], best[2])
+
+
+def _method_of(path: Path) -> str | None:
+    try:
+        method = json.loads(path.read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return method if isinstance(method, str) else None
+
+
+def cell_seconds(
+    paths: list[Path], results_dir: Path, committed_dir: Path = RESULTS_DIR, field: str = "wall_s"
+) -> list[float]:
+    """Expected seconds of each cell: the median ``field`` (wall or CPU seconds) of the finished cells of its row,
+    target and K, here or in ``committed_dir``; else its row's other cells scaled (``CostIndex.scaled``); else
+    the median over all the others' expectations (else 60 s)."""
+    index = CostIndex(results_dir, committed_dir, field)
+    known: list[float | None] = []
+    for path in paths:
+        seconds = peer_seconds(path, results_dir, committed_dir, field)
+        if seconds is None and (scaled := index.scaled(path)) is not None:
+            seconds = scaled[0]
+        known.append(seconds)
+    fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0
+    return [k if k is not None else fallback for k in known]

@@ -1,0 +1,52 @@
+"""A cell's expected seconds: its finished peers, else its row's other cells scaled by the same method's ratios."""
+
+import json
+
+import pytest
+
+from bench.estimate import CostIndex, cell_seconds
+
+
+def _cells(folder, method, cells):
+    folder.mkdir(parents=True, exist_ok=True)
+    for (target, k, seed), wall in cells.items():
+        record = {"wall_s": wall} | ({"method": method} if method else {})
+        (folder / f"{target}-k{k}-s{seed}.json").write_text(json.dumps(record))
+        (folder / f"{target}-k{k}-s{seed}.trace.json").write_text(json.dumps({"rows": []}))  # never a cell
+
+
+@pytest.fixture
+def results(tmp_path):
+    here, committed = tmp_path / "results", tmp_path / "committed"
+    # two rows of method m that ran both K: 5 shots cost 3x (row x, median 110 -> 330) and 2x (row y)
+    _cells(here / "a" / "x", "m", {("t15", 1, 0): 100.0, ("t15", 1, 1): 120.0, ("t15", 5, 0): 330.0})
+    _cells(committed / "a" / "y", "m", {("t15", 1, 0): 200.0, ("t15", 5, 0): 400.0})
+    _cells(here / "a" / "other", "n", {("t15", 1, 0): 10.0, ("t15", 5, 0): 1000.0})  # another method: not used
+    _cells(here / "b" / "new", "m", {("t15", 1, 0): 50.0})  # the row to estimate: 1 shot only
+    _cells(here / "b" / "anon", None, {("t15", 1, 0): 50.0})  # records without a method: nothing to scale by
+    return here, committed
+
+
+def test_a_cell_without_peers_is_its_rows_other_cells_times_the_methods_median_ratio(results):
+    here, committed = results
+    index = CostIndex(here, committed)
+    seconds, basis = index.scaled(here / "b" / "new" / "t15-k5-s0.json")
+    assert seconds == pytest.approx(50.0 * 2.5)  # the median of the ratios 3.0 and 2.0
+    assert basis == "t15 K=1 x 2.50 (2 row(s) of m)"
+    assert index.scaled(here / "b" / "anon" / "t15-k5-s0.json") is None
+    assert index.scaled(here / "b" / "new" / "t17-k1-s0.json") is None  # no row of m ran t17
+
+
+def test_cell_seconds_prefers_peers_then_scaling_then_the_others_median(results):
+    here, committed = results
+    todo = [here / "b" / "new" / "t15-k1-s1.json", here / "b" / "new" / "t15-k5-s0.json"]
+    todo.append(here / "b" / "anon" / "t15-k5-s0.json")
+    assert cell_seconds(todo, here, committed) == [50.0, 125.0, 87.5]
+
+
+def test_a_row_committed_and_here_counts_each_cell_once(results):
+    here, committed = results
+    _cells(committed / "a" / "x", "m", {("t15", 1, 0): 100.0, ("t15", 1, 1): 120.0, ("t15", 5, 0): 330.0})
+    _cells(committed / "a" / "x", "m", {("t15", 1, 2): 1000.0})  # a third, committed only: the median moves to 120
+    row = CostIndex(here, committed).row(here / "a" / "x")
+    assert row.method == "m" and row.medians == {("t15", 1): 120.0, ("t15", 5): 330.0}
