@@ -508,6 +508,31 @@ SUITES.add(
 )
 
 SUITES.add(
+    "fulldata-base",
+    Suite(
+        name="fulldata-base",
+        description=(
+            "The full-data ceiling at the paper's encoder size (beyond the paper): BERT+CRF on Twitter-2015's "
+            "standard train split (the epoch picked on its valid split), scored on its whole test split, with "
+            "all-mpnet-base-v2 in the base configuration (bf16, word embeddings frozen, every layer trained): what "
+            "the few-shot rows of `base` on T15 stand below. The same protocol as `fulldata` at MiniLM."
+        ),
+        methods=(
+            MethodSpec(
+                "BERT+CRF full data, text",
+                "bert-crf",
+                BASE | {"protocol": "fulldata", "input": "text", "transfer_train_layers": "all"},
+            ),
+        ),
+        domains=("twitter2015",),
+        shots=(0,),
+        seeds=(0, 1, 2),
+        protocol="fulldata",
+        encoder="mpnet-base",
+    ),
+)
+
+SUITES.add(
     "probes-mfner-base",
     Suite(
         name="probes-mfner-base",
