@@ -283,7 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = plan_suite(suite, opts)
         rows = [
             {k: v for k, v in r.items() if k not in ("record", "label", "wall_s", "left_s", "plan", "basis")}
-            | {"wall s": _seconds(r["wall_s"], r["state"] != "done", scaled=r["basis"].endswith(")"))}
+            | {"wall s": _seconds(r["wall_s"], r["state"] != "done", scaled=bool(r["basis"]))}
             for r in plan
         ]
         print(tabulate(rows, headers="keys", tablefmt="github") if rows else "no cells selected")
@@ -292,7 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pending = [r for r in plan if r["state"] != "done"]
         if pending:
             known = [r["left_s"] for r in pending if r["left_s"] is not None]
-            scaled = [r for r in pending if r["left_s"] is not None and r["basis"].endswith(")")]
+            scaled = [r for r in pending if r["left_s"] is not None and r["basis"]]
             unknown = len(pending) - len(known)
             if not known:
                 print("cell time left: unknown (no finished cell of the same row, target and K to go by)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,21 @@ Where = tuple[str, int]  # (target, K)
 def record_seconds(record: Path, field: str = "wall_s") -> float | None:
     """A record's ``wall_s`` (or another seconds field, ``cpu_s``); None where the record lacks it, or its
     seconds leave out part of its training (``times_partial``)."""
+    return _seconds_in(_read(record), field)
+
+
+def _read(record: Path) -> dict | None:
     try:
         data = json.loads(record.read_text())
-        return None if times_partial(data) else float(data[field])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _seconds_in(data: dict | None, field: str) -> float | None:
+    try:
+        return None if data is None or times_partial(data) else float(data[field])
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -73,13 +85,14 @@ class CostIndex:
                     match = CELL_FILE.match(path.name)
                     if match is None or path.name.endswith(".trace.json"):
                         continue
-                    value = record_seconds(path, self.seconds_field)
+                    data = _read(path)  # once: its seconds, and the row's method
+                    value = _seconds_in(data, self.seconds_field)
                     if value is None:
                         continue
                     where = (match["target"], int(match["k"]))
                     seconds.setdefault(where, {}).setdefault(path.name, value)
-                    if method is None:
-                        method = _method_of(path)
+                    if method is None and isinstance(data.get("method"), str):
+                        method = data["method"]
             medians = {where: float(np.median(list(by_name.values()))) for where, by_name in seconds.items()}
             self._rows[key] = _Row(method, medians)
         return self._rows[key]
@@ -92,7 +105,9 @@ class CostIndex:
                 return [folder] if twin.resolve() == folder.resolve() else [folder, twin]
         return [folder]
 
+    @cached_property
     def _all_rows(self) -> list[Path]:
+        """Every row folder in either place, listed once per index (each scaled cell looks through them)."""
         folders = {}
         for base in (self.results_dir, self.committed_dir):
             for folder in base.glob("*/*/") if base.is_dir() else []:
@@ -111,7 +126,7 @@ class CostIndex:
         best: tuple[int, float, str] | None = None  # (rows the ratio rests on, seconds, basis)
         for have, seconds in sorted(own.medians.items()):
             ratios = []
-            for folder in self._all_rows():
+            for folder in self._all_rows:
                 other = self.row(folder)
                 if folder.resolve() == path.parent.resolve() or other.method != own.method:
                     continue
@@ -122,14 +137,6 @@ class CostIndex:
                 basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.method})"
                 best = (len(ratios), seconds * ratio, basis)
         return None if best is None else (best[1], best[2])
-
-
-def _method_of(path: Path) -> str | None:
-    try:
-        method = json.loads(path.read_text()).get("method")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return method if isinstance(method, str) else None
 
 
 def cell_seconds(

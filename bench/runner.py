@@ -159,7 +159,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
 
     ``wall_s``: a done cell's own wall time; for the others, the median of the finished cells of the
     same row, target and K, here or committed (under ``--quick``, the quick reference's), else the row's
-    other cells scaled (``bench.estimate``; ``basis`` says from what), else ``None``; ``left_s`` subtracts a
+    other cells scaled (``bench.estimate``; ``basis`` says from what, empty otherwise), else ``None``; ``left_s`` subtracts a
     running cell's elapsed time from it. ``plan``: the cell's ``CellPlan``.
     """
     import datetime as dt
@@ -172,7 +172,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
         path = plan.path
         holder = claim_holder(path) if state == "todo" else None
         wall = record_seconds(path) if state == "done" else peer_seconds(path, opts.results_dir, _peers_dir(opts))
-        basis = "" if state == "done" else ("same row, target and K" if wall is not None else "")
+        basis = ""  # set where the time is scaled from the row's other cells
         if state == "todo" and wall is None and (scaled := index.scaled(path)) is not None:
             wall, basis = scaled
         left = 0.0 if state == "done" else wall

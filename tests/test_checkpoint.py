@@ -117,25 +117,32 @@ def test_mfner_cut_short_predicts_as_mfner_never_stopped(tiny_model_dir, registe
     assert all(torch.equal(a, b) for a, b in pairs)
 
 
+def _protonet_suite(name: str, domains, passes: int, max_episodes: int, train_episodes: int):
+    """A one-row suite (ProtoNet, 1 shot, seed 0) over the small domains, for a cell's checkpoint to act on."""
+    from bench.suites import MethodSpec, Suite
+
+    spec = MethodSpec("ProtoNet", "protonet", {"passes": passes, "min_steps": 0})
+    return Suite(
+        name=name,
+        description="test suite",
+        methods=(spec,),
+        domains=tuple(domains),
+        shots=(1,),
+        seeds=(0,),
+        max_episodes=max_episodes,
+        train_episodes=train_episodes,
+    )
+
+
 def test_a_cell_cut_short_resumes_says_so_and_scores_as_one_never_stopped(
     small_domains, tiny_model_dir, tmp_path, monkeypatch
 ):
     from baselines.protonet import ProtoNet
     from bench.runner import RunOptions, plan_suite, run_suite
-    from bench.suites import MethodSpec, Suite
 
     monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
     monkeypatch.setattr("fewshot_ner.trainer.CHECKPOINT_EVERY_S", 0.0)
-    mini = Suite(
-        name="mini-ck",
-        description="test suite",
-        methods=(MethodSpec("ProtoNet", "protonet", {"passes": 2, "min_steps": 0}),),
-        domains=tuple(small_domains),
-        shots=(1,),
-        seeds=(0,),
-        max_episodes=4,
-        train_episodes=12,
-    )
+    mini = _protonet_suite("mini-ck", small_domains, passes=2, max_episodes=4, train_episodes=12)
 
     def run(folder, stop_after: int | None = None) -> dict:
         opts = RunOptions(
@@ -249,19 +256,9 @@ def test_a_cell_whose_checkpoint_is_set_aside_is_not_called_resumed(
     small_domains, tiny_model_dir, tmp_path, monkeypatch
 ):
     from bench.runner import RunOptions, plan_suite, run_suite
-    from bench.suites import MethodSpec, Suite
 
     monkeypatch.delenv("MFNER_SNAP_DIR", raising=False)
-    mini = Suite(
-        name="mini-ck2",
-        description="test suite",
-        methods=(MethodSpec("ProtoNet", "protonet", {"passes": 1, "min_steps": 0}),),
-        domains=tuple(small_domains),
-        shots=(1,),
-        seeds=(0,),
-        max_episodes=2,
-        train_episodes=4,
-    )
+    mini = _protonet_suite("mini-ck2", small_domains, passes=1, max_episodes=2, train_episodes=4)
     opts = RunOptions(
         results_dir=tmp_path, encoder=str(tiny_model_dir), progress=False, only_targets=(small_domains[0],)
     )
