@@ -402,6 +402,7 @@ class WordEncoder(nn.Module):
         backward pass ends: the same sums in the same order, in one pass over memory.
         """
         out: dict[str, Tensor] = {}
+        sink = self._grad_sum if self.grad_sum else None
         for module_name, module in self.model.named_modules():
             if not isinstance(module, nn.Linear):
                 continue
@@ -414,7 +415,6 @@ class WordEncoder(nn.Module):
                         hit = (stamp, param.detach().to(torch.bfloat16))
                     self._casts[key] = hit
                 grad = param.requires_grad and torch.is_grad_enabled()
-                sink = self._grad_sum if self.grad_sum else None
                 out[key] = CastBack.apply(param, hit[1], sink) if grad else hit[1]
         return out
 

@@ -16,8 +16,9 @@ autocast casts every linear weight in every call, as before ``WordEncoder.linear
 ``--encoder`` may repeat: every variant runs on each. Writes a JSON list (``--out``), one entry per
 (encoder, variant): ``encoder``, ``variant``, ``seconds`` (the best round), ``ratio_vs_default``, the
 rounds, the same for the process's CPU seconds (``cpu_seconds``, ``cpu_ratio_vs_default``: on a machine
-that other work shares, the CPU time a fit took is steadier than its wall time), ``same_weights_as_base`` (whether the trained weights equal the base's to the last bit, in every
-round), and the command, git commit and environment that produced them. Usage (the precision issue's figures):
+that other work shares, the CPU time a fit took is steadier than its wall time), ``same_weights_as_base``
+(whether the trained weights equal the base's to the last bit, in every round), and the command, git
+commit and environment that produced them. Usage (the precision issue's figures):
     OMP_NUM_THREADS=1 python scripts/time_mfner.py --encoder minilm --encoder mpnet-base --episodes 12 \\
         --repeats 3 --variant profile=fast --variant profile=fast,precision=bf16 --variant precision=bf16 \\
         --out results/precision-speedup.json
