@@ -26,6 +26,7 @@ Deterministic at test time: no draws.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 
 from baselines.protonet import LogScale
 from fewshot_ner.data import QuerySentence, Sentence
+from fewshot_ner.encoder import View
 from fewshot_ner.episodes import Episode, TestEpisode
 from fewshot_ner.labels import Span, spans, spans_to_tags
 from fewshot_ner.meta_trained import MetaTrained
@@ -85,6 +87,11 @@ def decode(
     return [spans_to_tags(n, sorted(k)) for n, k in zip(lengths, kept, strict=True)]
 
 
+def _descriptions(types: tuple[str, ...]) -> list[Sentence | QuerySentence]:
+    """Each type's description as a sentence to encode."""
+    return [QuerySentence(f"type:{t}", tuple(DESCRIPTIONS[t].split()), "", "") for t in types]
+
+
 class SpanHead(nn.Module):
     def __init__(self, hidden: int) -> None:
         super().__init__()
@@ -111,10 +118,16 @@ class SpanNER(MetaTrained):
         self.check_extra({"max_span": max_span, "type_mix": type_mix, "threshold": threshold})
         return SpanHead(self.encoder.hidden_size)
 
+    def step_inputs(self, episodes: Sequence[Episode]) -> dict[View, list[Sentence | QuerySentence]]:
+        """Support and query in the input view, and the type descriptions in the text view."""
+        inputs = super().step_inputs(episodes)
+        types = sorted({t for ep in episodes for t in ep.types})
+        inputs.setdefault("text", []).extend(_descriptions(tuple(types)))
+        return inputs
+
     def _description_vectors(self, types: tuple[str, ...]) -> Tensor:
         """Mapped mean word vector of each type's description ``(T, H)``."""
-        sents = [QuerySentence(f"type:{t}", tuple(DESCRIPTIONS[t].split()), "", "") for t in types]
-        out = self.features(sents, "text")
+        out = self.features(_descriptions(types), "text")
         m = out.mask.unsqueeze(-1).to(out.vectors.dtype)
         return self.head.span_map((out.vectors * m).sum(1) / m.sum(1))
 

@@ -80,6 +80,27 @@ def check_selection(
 
 
 @dataclass(frozen=True)
+class CellOptions:
+    """Method options added to some cells of a suite's rows without making a row of their own: a configuration
+    a grid took up part-way, for the (target, K) blocks it had not begun, so that every cell of a block runs
+    alike and each record's ``config`` says how it ran. A row keeps its label; ``bench check`` reruns a cell
+    with the options its block had."""
+
+    options: dict[str, Any]
+    methods: tuple[str, ...]  # the registered methods that take the options (other rows are left as they are)
+    targets: tuple[str, ...] = ()  # () every target
+    shots: tuple[int, ...] = ()  # () every K
+    why: str = ""
+
+    def applies(self, spec: MethodSpec, target: str, k: int) -> bool:
+        return (
+            spec.method in self.methods
+            and (not self.targets or target in self.targets)
+            and (not self.shots or k in self.shots)
+        )
+
+
+@dataclass(frozen=True)
 class Cell:
     """One unit of work and one result record: a method on a target domain, K shots, a seed."""
 
@@ -111,13 +132,20 @@ class Suite:
     # train split (valid to pick the epoch) -> its whole test split, K = 0
     protocol: Literal["leave-one-out", "dev", "fulldata"] = "leave-one-out"
     encoder: str = DEFAULT_ENCODER  # the encoder a run uses unless --encoder names another
+    cell_options: tuple[CellOptions, ...] = ()  # options of some (target, K) blocks, the rows' labels kept
 
     def cells(self, targets: tuple[str, ...]) -> Iterator[Cell]:
         for spec in self.methods:
             for k in self.shots:
                 for target in targets:
+                    cell_spec = self.cell_spec(spec, target, k)
                     for seed in self.seeds:
-                        yield Cell(spec, target, k, seed)
+                        yield Cell(cell_spec, target, k, seed)
+
+    def cell_spec(self, spec: MethodSpec, target: str, k: int) -> MethodSpec:
+        """The row's spec with the options its (target, K) block adds (``cell_options``), under the same label."""
+        extra = {key: v for c in self.cell_options if c.applies(spec, target, k) for key, v in c.options.items()}
+        return MethodSpec(spec.label, spec.method, {**spec.options, **extra}) if extra else spec
 
 
 SUITES: Registry[Suite] = Registry("suite")
@@ -451,6 +479,9 @@ SUITES.add(
 #: paired F1 checks and one-process timings (docs/cost.md; reports/ablations.md, Precision).
 BASE = {"precision": "bf16"}
 BASE_META = BASE | {"train_layers": "all"}
+#: The encoder's calls a meta-training step makes: one per view on the step's sentences, length-sorted, at most this
+#: many padded sub-tokens a call (``step_tokens``; chosen on one-process timings at mpnet-base, T17 training episodes).
+STEP_TOKENS = 1024
 BASE_MFNER = BASE | {"profile": "fast"}  # train_layers "all", support and query in one call, one label forward a step
 
 SUITES.add(
@@ -460,7 +491,9 @@ SUITES.add(
         description=(
             "The paper's claims at the paper's encoder size: all-mpnet-base-v2 (12 layers, 768 wide, as BERT-base), "
             "every method in the base configuration (bf16 encoder, word embeddings frozen); Table 3's learned rows, "
-            "MFNER's ablations (Tables 4 and 5) and Table 6, leave-one-out over T17/T15, paired as in those suites."
+            "MFNER's ablations (Tables 4 and 5) and Table 6, leave-one-out over T17/T15, paired as in those suites. "
+            "T15 at 5 shots and T15 -> T17 run the meta-trained rows with a step's sentences encoded once "
+            "(step_tokens, docs/cost.md); T15 at 1 shot ran one encoder call per request."
         ),
         methods=(
             MethodSpec("BERT+CRF", "bert-crf", BASE),  # the paper's order, then transfer and the ablations
@@ -487,6 +520,18 @@ SUITES.add(
         domains=("twitter2017", "twitter2015"),
         encoder="mpnet-base",
         include=(("table3", "MFNER"),),  # MFNER@mpnet-base in fp32 and its default profile: what bf16 + fast cost
+        # The blocks begun after the encoder's step sharing landed: T15 at 5 shots and T15 -> T17 at both (the T15
+        # 1-shot cells ran one encoder call per request; results/step-tokens-speedup.json, docs/cost.md).
+        cell_options=tuple(
+            CellOptions(
+                {"step_tokens": STEP_TOKENS},
+                ("protonet", "wpz", "spanner", "mfner"),
+                targets,
+                shots,
+                "a step's sentences encoded once, in length-sorted calls of at most 1024 padded sub-tokens",
+            )
+            for targets, shots in ((("twitter2015",), (5,)), (("twitter2017",), ()))
+        ),
         pairs=(
             ("MFNER fast", "MFNER"),  # the base configuration against MFNER's own fp32 cells at mpnet-base
             ("MFNER fast", "BERT+CRF transfer"),

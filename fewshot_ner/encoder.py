@@ -27,6 +27,7 @@ from typing import Literal
 import joblib
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fewshot_ner.data import QuerySentence, Sentence
@@ -166,6 +167,13 @@ class WordBatch:
         return WordBatch(
             {k: v.to(device) for k, v in self.inputs.items()}, self.word_index.to(device), self.word_mask.to(device)
         )
+
+    def pad_words(self, n_words: int) -> WordBatch:
+        """The same batch with its word axis padded to ``n_words`` (padded words point at position 0)."""
+        extra = n_words - self.word_index.size(1)
+        if extra < 0:
+            raise ValueError(f"cannot pad {self.word_index.size(1)} words down to {n_words}")
+        return WordBatch(self.inputs, F.pad(self.word_index, (0, extra)), F.pad(self.word_mask, (0, extra)))
 
 
 @dataclass(frozen=True)
@@ -334,15 +342,7 @@ class WordEncoder(nn.Module):
         second pass over the source episodes tokenizes nothing; the batch equals the tokenizer's
         own ``padding=True`` output (``tests/test_encoder.py``).
         """
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-        image = view == "text+image" and self.image_view
-        keys = [(s.tokens, s.image_text if image else None) for s in sentences]
-        cache = self._token_cache if self.token_cache else {}
-        missing = {k: s for k, s in zip(keys, sentences, strict=True) if k not in cache}
-        if missing:
-            cache.update(zip(missing, self._encode(list(missing.values()), image), strict=True))
-        rows = [cache[k] for k in keys]
+        rows = self._rows(sentences, view)
         length = max(len(r.input_ids) for r in rows)
         n_words = max(len(r.word_positions) for r in rows)
         input_ids = torch.full((len(rows), length), self.tokenizer.pad_token_id or 0, dtype=torch.long)  # (B, S)
@@ -361,6 +361,27 @@ class WordEncoder(nn.Module):
         if rows[0].token_type_ids is not None:
             inputs["token_type_ids"] = types
         return WordBatch(inputs, word_index, word_mask)
+
+    def input_key(self, sentence: Sentence | QuerySentence, view: View) -> tuple[tuple[str, ...], str | None]:
+        """What decides a sentence's input in a view: its words, and its image text if the view reads it."""
+        image = view == "text+image" and self.image_view
+        return sentence.tokens, sentence.image_text if image else None
+
+    def _rows(self, sentences: list[Sentence | QuerySentence], view: View) -> list[_Encoded]:
+        """Each sentence tokenized in the view, from the token cache where it was seen before."""
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        keys = [self.input_key(s, view) for s in sentences]
+        cache = self._token_cache if self.token_cache else {}
+        missing = {k: s for k, s in zip(keys, sentences, strict=True) if k not in cache}
+        if missing:
+            image = view == "text+image" and self.image_view
+            cache.update(zip(missing, self._encode(list(missing.values()), image), strict=True))
+        return [cache[k] for k in keys]
+
+    def token_counts(self, sentences: list[Sentence | QuerySentence], view: View) -> list[int]:
+        """Each sentence's sub-tokens in the view, special tokens included: its length in a batch."""
+        return [len(r.input_ids) for r in self._rows(sentences, view)]
 
     def forward(self, batch: WordBatch) -> Tensor:
         """Word vectors ``(B, W, H)``, float32; padded words hold the first position's vector (mask them).

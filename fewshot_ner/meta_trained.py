@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fewshot_ner.data import QuerySentence, Sentence
 from fewshot_ner.datasets import Domain
-from fewshot_ner.encoder import TrainLayers, check_train_layers
+from fewshot_ner.encoder import TrainLayers, View, check_train_layers
 from fewshot_ner.episodes import Episode, TestEpisode
-from fewshot_ner.features import LiveFeatures
+from fewshot_ner.features import LiveFeatures, send_back
 from fewshot_ner.labels import io_classes, io_to_bio, label_ids, tag_tensor
 from fewshot_ner.method import ConfiguredMethod, Input, RunContext, SourceTask, check_input
 from fewshot_ner.trainer import TrainerConfig, train_episodic
@@ -54,6 +56,9 @@ class MetaTrainedConfig:
     max_train_episodes: int | None = None  # per source domain; None: all
     encoder_dropout: bool = True  # the encoder's dropout while meta-training (MFNER trains its encoder without)
     train_layers: TrainLayers = None  # the top N transformer layers; "all": every layer, embeddings frozen; None: all
+    # 0: the encoder runs per request (support, query) of each episode; N: once per optimizer step on the step's
+    # sentences, in length-sorted calls of at most N padded sub-tokens (fewshot_ner.features.LiveFeatures)
+    step_tokens: int = 0
 
     @property
     def trainer(self) -> TrainerConfig:
@@ -74,7 +79,7 @@ class MetaTrained(ConfiguredMethod):
         self.extra = {**self.extra_options, **extra}
         self._input = check_input(self.cfg.input)
         self.encoder = ctx.word_encoder()
-        self.features = LiveFeatures(self.encoder)
+        self.features = LiveFeatures(self.encoder, self.cfg.step_tokens)
         self.head = self.build_head(**self.extra).to(ctx.torch_device)
         self._report: dict[str, Any] = {}
 
@@ -95,6 +100,8 @@ class MetaTrained(ConfiguredMethod):
         cfg = cls.config_class(**base)
         check_input(cfg.input)
         check_train_layers(cfg.train_layers)
+        if not isinstance(cfg.step_tokens, int) or cfg.step_tokens < 0:
+            raise ValueError(f"step_tokens must be an integer >= 0 (0: no sharing), got {cfg.step_tokens!r}")
         cls.check_extra({**cls.extra_options, **extra})
 
     @classmethod
@@ -114,6 +121,20 @@ class MetaTrained(ConfiguredMethod):
     def loss(self, episode: Episode) -> Tensor:
         """The method's training loss on one source episode (gold tags on support and query)."""
 
+    def step_inputs(self, episodes: Sequence[Episode]) -> dict[View, list[Sentence | QuerySentence]]:
+        """The sentences a step's ``loss`` calls read through ``features``, by view (encoded once a step with
+        ``step_tokens``; a sentence left out is encoded where it is asked for)."""
+        return {self.cfg.input: [s for ep in episodes for s in (*ep.support, *ep.query)]}
+
+    def share_step(self, episodes: Sequence[Episode]) -> None:
+        """The trainer's hook before a step's first episode: the step's sentences encoded once (``step_tokens``)."""
+        self.features.share_step(self.step_inputs(episodes))
+
+    def before_step(self) -> None:
+        """The trainer's hook before each optimizer step: the gradient the step's losses left on the shared
+        encoding, sent through the encoder in one backward pass."""
+        send_back(self.features.finish_step())
+
     def config(self) -> dict[str, Any]:
         return super().config() | self.extra
 
@@ -126,6 +147,7 @@ class MetaTrained(ConfiguredMethod):
             groups.append({"params": trained, "lr": self.cfg.encoder_lr})
         self.encoder.train(self.cfg.encoder_lr > 0 and self.cfg.encoder_dropout)
         self.head.train()
+        shared = self.cfg.step_tokens > 0
         report = train_episodic(
             self.loss,
             episodes,
@@ -133,7 +155,9 @@ class MetaTrained(ConfiguredMethod):
             self.cfg.trainer,
             f"{self.shuffle_name}:{self.ctx.seed}",
             self.ctx.progress,
+            before_step=self.before_step if shared else None,
             checkpoint=self.ctx.checkpoint,
+            start_step=self.share_step if shared else None,
         )
         self.encoder.eval()
         self.head.eval()

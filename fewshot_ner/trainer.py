@@ -85,13 +85,15 @@ def train_episodic(
     before_step: Callable[[], None] | None = None,
     checkpoint: Path | None = None,
     save_every_s: float | None = None,
+    start_step: Callable[[Sequence[Episode]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the loop; return what it measured (episodes, passes, steps, mean loss per pass, seconds).
 
     ``param_groups`` are Adam's (``{"params": [...], "lr": ...}``); ``shuffle_seed`` names the
     stream of episode orders (``random.Random(shuffle_seed)``), so two methods with one seed see
     their episodes in orders of their own. ``before_step`` runs after the step's last backward,
-    before clipping (a method that shares part of its graph across a step's episodes ends it there).
+    before clipping (a method that shares part of its graph across a step's episodes ends it there);
+    ``start_step`` runs with the step's episodes before the first of them (where such a method begins it).
 
     ``checkpoint``: a file the loop saves to after an optimizer step once ``save_every_s`` seconds (default
     ``CHECKPOINT_EVERY_S``) have passed since its last save, and once more at the end; a loop that finds it
@@ -147,6 +149,8 @@ def train_episodic(
             initial=start,
         )
         for i, episode in enumerate(order[start:], start):
+            if start_step is not None and i % step_every == 0:  # (a resumed pass starts at a step's first)
+                start_step(order[i : i + step_every])
             loss = loss_fn(episode)
             (loss / step_every).backward()
             total += float(loss.detach())

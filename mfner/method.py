@@ -42,6 +42,9 @@ class MFNERConfig:
     train_layers: TrainLayers = None  # the top N transformer layers; "all": every layer, embeddings frozen; None: all
     join_support_query: bool = False  # one encoder call per view for an episode's support and query
     label_vectors_per_step: bool = False  # one label-name forward per optimizer step, shared by its episodes
+    # 0: the encoder runs per episode (and per part without join_support_query); N: once per optimizer step on the
+    # step's sentences, in length-sorted calls of at most N padded sub-tokens (fewshot_ner.features.LiveFeatures)
+    step_tokens: int = 0
     input: Input = "text+image"  # "text": E_f = E_t, the paper's "without image text" ablation
     denoiser: str = "learned"  # learned | fixed (alpha = beta = 0.5)
     similarity: str = "euclidean"  # dot in the reference code; see docs/methods.md (MFNER defaults)
@@ -93,6 +96,8 @@ def make_config(**options: Any) -> MFNERConfig:
     check_train_layers(cfg.train_layers)
     if cfg.label_vector not in ("mean", "cls"):
         raise ValueError(f"label_vector must be mean or cls, got {cfg.label_vector!r}")
+    if not isinstance(cfg.step_tokens, int) or cfg.step_tokens < 0:
+        raise ValueError(f"step_tokens must be an integer >= 0 (0: no sharing), got {cfg.step_tokens!r}")
     if not 0.0 <= cfg.prototype_weight <= 1.0:
         raise ValueError(f"prototype_weight must lie in [0, 1], got {cfg.prototype_weight}")
     cfg.trainer  # noqa: B018 - checks the schedule's name
@@ -111,7 +116,10 @@ class MFNER(ConfiguredMethod):
         self.cfg = make_config(**options)
         encoder = ctx.word_encoder()
         views = VIEWS if self.cfg.mode != "off" else ("text",)
-        features = FrozenFeatures(encoder, views, ctx.progress) if self.cfg.frozen else LiveFeatures(encoder)
+        if self.cfg.frozen:
+            features: FrozenFeatures | LiveFeatures = FrozenFeatures(encoder, views, ctx.progress)
+        else:
+            features = LiveFeatures(encoder, self.cfg.step_tokens)
         self.model = MFNERModel(
             features,
             encoder.hidden_size,
@@ -178,6 +186,7 @@ class MFNER(ConfiguredMethod):
             self.ctx.progress,
             before_step=self.model.before_step,
             checkpoint=self.ctx.checkpoint,
+            start_step=self.model.share_step if self.cfg.step_tokens and not self.cfg.frozen else None,
         )
         self.model.eval()
         self.encoder.eval()

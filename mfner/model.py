@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,8 +12,9 @@ from torch import Tensor, nn
 from fewshot_ner import crf
 from fewshot_ner.cdt import CDT
 from fewshot_ner.data import QuerySentence, Sentence
+from fewshot_ner.encoder import View
 from fewshot_ner.episodes import Episode, TestEpisode
-from fewshot_ner.features import FrozenFeatures, LiveFeatures, Padded
+from fewshot_ner.features import FrozenFeatures, LiveFeatures, Padded, send_back
 from fewshot_ner.labels import label_ids, label_name, tag_tensor
 from fewshot_ner.prototypes import Similarity
 from mfner.denoiser import Denoiser, DenoiserMode
@@ -68,13 +70,23 @@ class MFNERModel(nn.Module):
         self._frozen_names.clear()
         self._step_names.clear()
 
+    def share_step(self, episodes: Sequence[Episode]) -> None:
+        """The trainer's hook before a step's first episode: the live features encode the step's sentences once
+        in each view the denoiser reads (``LiveFeatures.share_step``; nothing unless its ``step_tokens``)."""
+        if isinstance(self.features, LiveFeatures):
+            sentences: list[Sentence | QuerySentence] = [s for ep in episodes for s in (*ep.support, *ep.query)]
+            views: tuple[View, ...] = ("text",) if self.denoiser.mode == "off" else ("text", "text+image")
+            self.features.share_step(dict.fromkeys(views, sentences))
+
     def before_step(self) -> None:
-        """The trainer's hook before each optimizer step: with ``label_vectors_per_step``, send the
-        gradient the step's episodes left on the shared label-name vectors through the encoder, once.
+        """The trainer's hook before each optimizer step: send the gradient the step's episodes left on what
+        they shared (the label-name vectors with ``label_vectors_per_step``, the sentences' encodings after
+        ``share_step``) through the encoder, in one backward pass.
         (A loop of one's own that calls ``loss`` in training mode must call it too, before each step.)"""
         pending = [(out, leaf.grad) for out, leaf in self._step_names.values() if leaf.grad is not None]
-        if pending:
-            torch.autograd.backward([out for out, _ in pending], [grad for _, grad in pending])
+        if isinstance(self.features, LiveFeatures):
+            pending += self.features.finish_step()
+        send_back(pending)
         self._step_names.clear()
 
     def fused(

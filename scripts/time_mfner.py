@@ -2,7 +2,7 @@
 
 Each variant trains a fresh method (seed 0) on the same data: a meta-trained method (MFNER by
 default, or ``--method protonet|wpz|spanner``) on the first ``--episodes`` Twitter-2017 training
-episodes, one pass and no step floor (the T17 -> T15 direction); ``--method bert-crf`` its source
+episodes of ``--k`` shots, one pass and no step floor (the T17 -> T15 direction); ``--method bert-crf`` its source
 training (``protocol=transfer``) on the first ``--sentences`` Twitter-2017 sentences, its cache of
 trained weights bypassed. The variants take turns, ``--repeats`` rounds, and each keeps its fastest
 round (the least disturbed by whatever else the machine runs). The ratio is base seconds / variant
@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--method", default="mfner", help="a registered method (default mfner)")
     parser.add_argument("--encoder", action="append", help="encoder name or folder, repeatable (default minilm)")
     parser.add_argument("--episodes", type=int, default=24, help="training episodes (6 optimizer steps per 24)")
+    parser.add_argument("--k", type=int, default=1, help="shots of the training episodes (1 or 5)")
     parser.add_argument("--sentences", type=int, default=256, help="bert-crf: source sentences of source training")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each variant keeps its fastest")
     parser.add_argument("--passes", type=int, default=1, help="passes over the episodes (a cell makes 2 or more)")
@@ -127,7 +128,7 @@ def main() -> None:
         episodes: list[Episode] = []
     else:
         budget = {"passes": args.passes, "min_steps": 0}
-        episodes = cached_episodes(t17, 1, 0, None, "train").materialize(t17, args.episodes)
+        episodes = cached_episodes(t17, args.k, 0, None, "train").materialize(t17, args.episodes)
     base = args.base or "default"
     variants = {base: parse_variant(args.base) if args.base else {}} | {v: parse_variant(v) for v in args.variant}
     for options in variants.values():
@@ -158,15 +159,17 @@ def main() -> None:
             line = f"{encoder:12s} {name:40s} {row['seconds']:7.1f} s  {row['ratio_vs_default']:.2f}x"
             print(f"{line}  CPU {row['cpu_ratio_vs_default']:.2f}x  {same}", flush=True)
     meta = provenance(["python", "scripts/time_mfner.py", *sys.argv[1:]])
-    shared = {"episodes": len(episodes), "passes": args.passes} if episodes else {"sentences": args.sentences}
+    shared = (
+        {"episodes": len(episodes), "k": args.k, "passes": args.passes} if episodes else {"sentences": args.sentences}
+    )
     context = {"command": meta["command"], "git_commit": meta["git"]["commit"], "date": meta["date"]}
     context |= {"threads": torch.get_num_threads(), "platform": meta["env"].get("platform")} | shared
     out = [row | context for row in rows]
     previous = json.loads(args.out.read_text()) if args.out.exists() else []
-    if isinstance(previous, list):  # other methods' rows in the same file stay; this method's are replaced
-        out = [
-            r for r in previous if (r.get("method"), r.get("encoder")) not in {(args.method, e) for e in encoders}
-        ] + out
+    if isinstance(previous, list):  # other methods' (and shots') rows in the same file stay; these are replaced
+        k = args.k if episodes else None
+        replaced = {(args.method, e, k) for e in encoders}
+        out = [r for r in previous if (r.get("method"), r.get("encoder"), r.get("k")) not in replaced] + out
     write_text_atomic(args.out, json.dumps(out, indent=1))
     print(f"wrote {args.out}")
 

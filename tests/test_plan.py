@@ -123,3 +123,33 @@ def test_a_quick_dry_run_estimates_from_the_quick_reference(suite, tiny_model_di
     rows = {r["record"]: r for r in plan_suite(suite, opts)}
     assert rows[str(todo[0].path)]["wall_s"] == 42.0  # the reference's cell, not the full grid's
     assert rows[str(todo[1].path)]["wall_s"] is None  # no peer anywhere
+
+
+def test_cell_options_reach_their_blocks_only_under_the_rows_label(suite, tiny_model_dir, tmp_path):
+    """A suite's ``cell_options`` add options to the cells of their (target, K) blocks and methods: those cells'
+    plans carry them (and so their records and checkpoints), every other cell runs as declared, labels unchanged."""
+    from dataclasses import replace
+
+    from bench.suites import BASE_META, CellOptions, MethodSpec
+
+    rows = (MethodSpec("ProtoNet", "protonet", dict(BASE_META)), MethodSpec("lookup", "lookup"))
+    blocks = (CellOptions({"step_tokens": 512}, ("protonet",), ("mini15",), (1,)),)
+    grid = replace(suite, methods=rows, cell_options=blocks, shots=(1, 5))
+    opts = opts_for(tmp_path, tiny_model_dir, seeds=(0,))
+    _, todo, _ = select(grid, opts)
+    seen = {}
+    for plan in todo:
+        cell = plan.cell
+        seen[(cell.spec.method, cell.target, cell.k)] = plan.method_options.get("step_tokens")
+        assert plan.label.startswith(cell.spec.label) and cell.spec.label in ("ProtoNet", "lookup")
+    assert seen[("protonet", "mini15", 1)] == 512
+    assert {v for key, v in seen.items() if key != ("protonet", "mini15", 1)} == {None}
+    assert len(seen) == 2 * 2 * 2
+    plain = replace(grid, cell_options=())
+    (a, b) = [
+        next(
+            p for p in select(g, opts)[1] if (p.cell.spec.method, p.cell.target, p.cell.k) == ("protonet", "mini15", 1)
+        )
+        for g in (grid, plain)
+    ]
+    assert a.path == b.path and a.checkpoint(opts) != b.checkpoint(opts)  # one record, not one training state
