@@ -131,6 +131,7 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     cached = "fit_cached" in rows and bool(rows.fit_cached.fillna(False).any())
+    shared = "options" in rows and any(_step_tokens(o) for o in rows.options)
 
     def columns(grp: pd.DataFrame) -> dict[str, object]:
         threads = sorted({int(t) for t in grp.threads.dropna()})
@@ -146,9 +147,16 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
             out["machines"] = _machine_names(grp.platform)
         if cached:
             out["fit loaded from cache"] = int(grp.fit_cached.fillna(False).sum())
+        if shared:
+            out["step tokens"] = ",".join(str(n) for n in sorted({_step_tokens(o) for o in grp.options}))
         return out
 
     return cell_table(rows, columns, count="cells")
+
+
+def _step_tokens(options: object) -> int:
+    """A record's ``step_tokens`` option (0 where it has none: one encoder call per request)."""
+    return int(options.get("step_tokens") or 0) if isinstance(options, dict) else 0
 
 
 def _cost_section(rows: pd.DataFrame) -> str:
@@ -161,11 +169,17 @@ def _cost_section(rows: pd.DataFrame) -> str:
         if "fit loaded from cache" in table
         else ""
     )
+    shared = (
+        "; 'step tokens': the largest encoder call, in padded sub-tokens, when a meta-training step's sentences "
+        "were encoded once (0: one call per request; docs/cost.md), so compare times within one value"
+        if "step tokens" in table
+        else ""
+    )
     return (
         "\n## Cost\n\nWall time of a cell (fit on the sources and predict every test episode) and the process's "
         f"peak resident memory, as the records give them; 'threads': torch's thread counts; 'machines': the hosts "
         "the cells ran on (each record's platform string, its kernel build): compare wall times within one machine, "
-        f"since hosts differ in speed and in the load beside a cell{cached}.\n\n"
+        f"since hosts differ in speed and in the load beside a cell{cached}{shared}.\n\n"
         + tabulate(table, headers="keys", tablefmt="github", showindex=False)
         + "\n"
     )

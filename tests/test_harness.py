@@ -243,6 +243,9 @@ def test_cost_table_counts_cells_and_threads():
     assert row["machines"] == "6.18.44-fc-v595,6.18.44-fc-v769"  # two hosts, named by kernel release
     (row,) = cost_table(hosts.assign(platform=["Darwin-arm", None, None])).to_dict("records")
     assert row["machines"] == "Darwin-arm"  # no release part: the whole string; a record without one is left out
+    assert "step tokens" not in cost_table(rows.assign(options=[{}, None, {"step_tokens": 0}]))
+    (row,) = cost_table(rows.assign(options=[{}, {"step_tokens": 1024}, {"input": "text"}])).to_dict("records")
+    assert row["step tokens"] == "0,1024"  # a group that mixes the two says so
 
 
 def test_runs_into_another_folder_leave_the_committed_reports_alone(suite, tiny_model_dir, tmp_path, capsys):
