@@ -29,11 +29,12 @@ from torch import Tensor
 from baselines.bert_crf import CANONICAL_TYPES, BertCRF
 from fewshot_ner import crf
 from fewshot_ner.episodes import TestEpisode
-from fewshot_ner.labels import canonical_label, label_ids
+from fewshot_ner.labels import canonical_label, io_classes, io_to_bio, label_ids
 from fewshot_ner.method import METHODS, RunContext, SourceTask
 from fewshot_ner.registry import check_choice
 
 DISTANCES = ("euclidean", "cosine")
+TAGGINGS = ("bio", "io")  # io: one class per type, B and I pooled (Few-NERD's setting), written back as IOB2
 IMPOSSIBLE = -1e4  # the log-probability of a transition the source never makes
 
 
@@ -63,6 +64,20 @@ def nearest_by_tag(dist: Tensor, support_ids: Tensor, n_labels: int) -> Tensor:
     for c in support_ids.unique().tolist():
         scores[..., c] = -dist[..., support_ids == c].min(dim=-1).values
     return scores
+
+
+def tag_classes(labels: tuple[str, ...], tagging: str) -> tuple[tuple[str, ...], Tensor]:
+    """The tags the nearest neighbours choose among and each label's tag ``(L,)``: the episode's BIO labels, or
+    with ``io`` an IO tag per type (``I-PER``; ``B-PER`` and ``I-PER`` support words alike) and ``O``."""
+    if tagging == "bio":
+        return labels, torch.arange(len(labels))
+    classes, of_label = io_classes(labels)
+    return tuple(c if c == "O" else f"I-{c}" for c in classes), torch.tensor(of_label)
+
+
+def as_io(tags: Sequence[str]) -> tuple[str, ...]:
+    """A BIO tag sequence in IO: ``B-X`` becomes ``I-X``."""
+    return tuple(t if t == "O" else f"I-{t[2:]}" for t in tags)
 
 
 def repair_iob2(tags: Sequence[str]) -> list[str]:
@@ -137,7 +152,7 @@ class NNShot(BertCRF):
     """NNShot (Yang and Katiyar 2020): the source-trained tagger's word vectors, each query word tagged as its nearest support word."""
 
     #: The options NNShot adds to the source tagger's (``BertCRF``'s), with their defaults.
-    own_options: dict[str, Any] = {"distance": "euclidean"}
+    own_options: dict[str, Any] = {"distance": "euclidean", "tagging": "bio"}
     #: The source tagger's options that this method fixes or defaults (``BertCRF``'s otherwise).
     tagger_defaults: dict[str, Any] = {"protocol": "transfer", "steps": 0}
     transfer_owner: str | None = "BertCRF"  # its source training is BERT+CRF transfer's: the same cache file
@@ -165,6 +180,7 @@ class NNShot(BertCRF):
     def check_own(cls, own: dict[str, Any]) -> None:
         """A ``ValueError`` for an own option out of range."""
         check_choice("distance", own["distance"], DISTANCES)
+        check_choice("tagging", own.get("tagging", "bio"), TAGGINGS)
         if float(own.get("temperature", 1.0)) <= 0:
             raise ValueError(f"temperature must be > 0, got {own['temperature']}")
 
@@ -177,23 +193,34 @@ class NNShot(BertCRF):
             tuple(canonical_label(t) for t in s.tags) for task in sources for s in task.domain.sentences
         ]
 
+    @property
+    def tagging(self) -> str:
+        return str(self.own.get("tagging", "bio"))
+
     @torch.no_grad()
-    def scores(self, episode: TestEpisode) -> tuple[Tensor, Tensor]:
-        """NNShot's tag scores of the query ``(Bq, W, C)`` and its word mask ``(Bq, W)``."""
+    def scores(self, episode: TestEpisode) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+        """NNShot's scores of the query ``(Bq, W, C)`` over its tags (``tag_classes``), its word mask ``(Bq, W)``
+        and the tags."""
         self.encoder.eval()
         view = self.predict_view()
         support = self.features(list(episode.support), view)
         query = self.features(list(episode.query), view)
-        ids = torch.tensor([i for s in episode.support for i in label_ids(s.tags, episode.labels)])
+        classes, of_label = tag_classes(episode.labels, self.tagging)
+        ids = of_label[torch.tensor([i for s in episode.support for i in label_ids(s.tags, episode.labels)])]
         vectors = support.vectors[support.mask]  # (N, H): the support's real words, in order
-        scores = nearest_tag_scores(query.vectors, vectors, ids, len(episode.labels), self.own["distance"])
-        return scores, query.mask
+        scores = nearest_tag_scores(query.vectors, vectors, ids, len(classes), self.own["distance"])
+        return scores, query.mask, classes
+
+    def write_tags(self, tags: list[str]) -> list[str]:
+        """A sentence's chosen tags as IOB2: with ``io`` each run of a type is one entity, with ``bio`` an orphan
+        ``I-X`` opens one."""
+        return io_to_bio([t.partition("-")[2] or "O" for t in tags]) if self.tagging == "io" else repair_iob2(tags)
 
     def predict(self, episode: TestEpisode) -> list[list[str]]:
-        scores, _ = self.scores(episode)
+        scores, _, classes = self.scores(episode)
         best = scores.argmax(-1)  # (Bq, W)
         return [
-            repair_iob2([episode.labels[j] for j in best[b, : len(s.tokens)].tolist()])
+            self.write_tags([classes[j] for j in best[b, : len(s.tokens)].tolist()])
             for b, s in enumerate(episode.query)
         ]
 
@@ -202,16 +229,18 @@ class NNShot(BertCRF):
 class StructShot(NNShot):
     """StructShot (Yang and Katiyar 2020): NNShot's scores as emissions, abstract source transitions, Viterbi."""
 
-    own_options: dict[str, Any] = {"distance": "euclidean", "temperature": 1.0}
+    own_options: dict[str, Any] = {"distance": "euclidean", "temperature": 1.0, "tagging": "bio"}
 
     def predict(self, episode: TestEpisode) -> list[list[str]]:
-        scores, mask = self.scores(episode)
+        scores, mask, classes = self.scores(episode)
         emissions = torch.log_softmax(scores / float(self.own["temperature"]), dim=-1)  # (Bq, W, C)
         emissions = emissions.nan_to_num(neginf=IMPOSSIBLE)  # a tag without support words
-        canon = tuple(canonical_label(lab) for lab in episode.labels)
-        transitions, start = abstract_transitions(abstract_counts(self.source_tags), canon)
+        canon = tuple(canonical_label(lab) for lab in classes)
+        source = self.source_tags if self.tagging == "bio" else [as_io(t) for t in self.source_tags]
+        transitions, start = abstract_transitions(abstract_counts(source), canon)
         paths, _ = crf.viterbi(emissions, mask, transitions, start, torch.zeros(len(canon)))
-        return [[episode.labels[j] for j in paths[b, : len(s.tokens)].tolist()] for b, s in enumerate(episode.query)]
+        rows = [[classes[j] for j in paths[b, : len(s.tokens)].tolist()] for b, s in enumerate(episode.query)]
+        return [io_to_bio([t.partition("-")[2] or "O" for t in r]) for r in rows] if self.tagging == "io" else rows
 
 
 __all__ = [
@@ -220,6 +249,8 @@ __all__ = [
     "StructShot",
     "abstract_counts",
     "abstract_transitions",
+    "as_io",
     "nearest_by_tag",
     "nearest_tag_scores",
+    "tag_classes",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,8 +15,10 @@ from baselines.nnshot import (
     NNShot,
     abstract_counts,
     abstract_transitions,
+    as_io,
     nearest_tag_scores,
     repair_iob2,
+    tag_classes,
 )
 from fewshot_ner import crf
 from fewshot_ner.method import RunContext, SourceTask
@@ -116,3 +119,35 @@ def test_every_suites_peers_train_the_source_as_its_transfer_row(suite_name):
         peer = specs[label]
         assert peer.options.get("precision") == transfer.options.get("precision")
         assert NNShot.check_options(tagger(peer.options)) == BertCRF.check_options(tagger(transfer.options)), label
+
+
+def test_io_tagging_takes_the_nearest_support_words_type_and_writes_runs_as_entities():
+    """With ``tagging: io`` a query word takes the type (or ``O``) of its nearest support word, ``B-X`` and
+    ``I-X`` support words alike, and each run of a type is written as one IOB2 entity: against a brute force."""
+    labels = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+    classes, of_label = tag_classes(labels, "io")
+    assert classes == ("O", "I-PER", "I-LOC") and of_label.tolist() == [0, 1, 1, 2, 2]
+    assert tag_classes(labels, "bio")[0] == labels
+    gen = torch.Generator().manual_seed(3)
+    query, support = torch.randn(1, 6, 4, generator=gen), torch.randn(5, 4, generator=gen)
+    support_labels = [0, 1, 2, 3, 0]  # O, B-PER, I-PER, B-LOC, O: no I-LOC word
+    scores = nearest_tag_scores(query, support, of_label[torch.tensor(support_labels)], len(classes))
+    got = NNShot.write_tags(SimpleNamespace(tagging="io"), [classes[j] for j in scores.argmax(-1)[0].tolist()])
+    nearest = [support_labels[int(((support - q) ** 2).sum(-1).argmin())] for q in query[0]]
+    types = [labels[i].partition("-")[2] or "O" for i in nearest]
+    want = [("O" if t == "O" else ("I-" if i and types[i - 1] == t else "B-") + t) for i, t in enumerate(types)]
+    assert got == want
+    assert as_io(["B-PER", "I-PER", "O", "B-LOC"]) == ("I-PER", "I-PER", "O", "I-LOC")
+    with pytest.raises(ValueError, match="tagging must be one of"):
+        NNShot.check_options({"tagging": "bioes"})
+
+
+def test_io_transitions_counted_by_hand():
+    """StructShot with ``io``: the source's sequences in IO, so a type's run continues by ``I>I=``."""
+    counts = abstract_counts([as_io(["B-PER", "I-PER", "O", "B-LOC"]), as_io(["B-PER", "B-LOC"])])
+    assert counts == {"S>I": 2, "I>I=": 1, "I>O": 1, "O>I": 1, "I>I!": 1}
+    trans, start = abstract_transitions(counts, ("O", "I-PER", "I-LOC"))
+    # from I-PER: I>I= 1/3 (itself), I>I! 1/3 (I-LOC), I>O 1/3; from O: O>I 1 shared by the two types, O>O never
+    assert trans[1].tolist() == pytest.approx([math.log(1 / 3)] * 3)
+    assert trans[0].tolist() == pytest.approx([IMPOSSIBLE, math.log(1 / 2), math.log(1 / 2)])
+    assert start.tolist() == pytest.approx([IMPOSSIBLE, math.log(1 / 2), math.log(1 / 2)])
