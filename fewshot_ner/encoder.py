@@ -362,10 +362,13 @@ class WordEncoder(nn.Module):
             inputs["token_type_ids"] = types
         return WordBatch(inputs, word_index, word_mask)
 
+    def _reads_image(self, view: View) -> bool:
+        """Whether the view's input holds the image text (``text+image`` of an encoder with image text)."""
+        return view == "text+image" and self.image_view
+
     def input_key(self, sentence: Sentence | QuerySentence, view: View) -> tuple[tuple[str, ...], str | None]:
         """What decides a sentence's input in a view: its words, and its image text if the view reads it."""
-        image = view == "text+image" and self.image_view
-        return sentence.tokens, sentence.image_text if image else None
+        return sentence.tokens, sentence.image_text if self._reads_image(view) else None
 
     def _rows(self, sentences: list[Sentence | QuerySentence], view: View) -> list[_Encoded]:
         """Each sentence tokenized in the view, from the token cache where it was seen before."""
@@ -375,8 +378,7 @@ class WordEncoder(nn.Module):
         cache = self._token_cache if self.token_cache else {}
         missing = {k: s for k, s in zip(keys, sentences, strict=True) if k not in cache}
         if missing:
-            image = view == "text+image" and self.image_view
-            cache.update(zip(missing, self._encode(list(missing.values()), image), strict=True))
+            cache.update(zip(missing, self._encode(list(missing.values()), self._reads_image(view)), strict=True))
         return [cache[k] for k in keys]
 
     def token_counts(self, sentences: list[Sentence | QuerySentence], view: View) -> list[int]:

@@ -47,6 +47,13 @@ class _Shared:
     mask: Tensor  # (U, W) bool
 
 
+def check_step_tokens(value: object) -> int:
+    """``step_tokens`` as given, or a ``ValueError``: an integer >= 0 (0: one encoder call per request)."""
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"step_tokens must be an integer >= 0 (0: no sharing), got {value!r}")
+    return value
+
+
 class LiveFeatures:
     """Runs the encoder (with gradient when it is training): the fine-tuning profiles.
 
@@ -59,10 +66,8 @@ class LiveFeatures:
     """
 
     def __init__(self, encoder: WordEncoder, step_tokens: int = 0) -> None:
-        if step_tokens < 0:
-            raise ValueError(f"step_tokens must be >= 0 (0: no sharing), got {step_tokens}")
         self.encoder = encoder
-        self.step_tokens = step_tokens
+        self.step_tokens = check_step_tokens(step_tokens)
         self._shared: dict[View, _Shared] = {}
 
     def __call__(self, sentences: list[Sentence | QuerySentence], view: View) -> Padded:

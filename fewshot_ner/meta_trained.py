@@ -30,7 +30,7 @@ from fewshot_ner.data import QuerySentence, Sentence
 from fewshot_ner.datasets import Domain
 from fewshot_ner.encoder import TrainLayers, View, check_train_layers
 from fewshot_ner.episodes import Episode, TestEpisode
-from fewshot_ner.features import LiveFeatures, send_back
+from fewshot_ner.features import LiveFeatures, check_step_tokens, send_back
 from fewshot_ner.labels import io_classes, io_to_bio, label_ids, tag_tensor
 from fewshot_ner.method import ConfiguredMethod, Input, RunContext, SourceTask, check_input
 from fewshot_ner.trainer import TrainerConfig, train_episodic
@@ -100,8 +100,7 @@ class MetaTrained(ConfiguredMethod):
         cfg = cls.config_class(**base)
         check_input(cfg.input)
         check_train_layers(cfg.train_layers)
-        if not isinstance(cfg.step_tokens, int) or cfg.step_tokens < 0:
-            raise ValueError(f"step_tokens must be an integer >= 0 (0: no sharing), got {cfg.step_tokens!r}")
+        check_step_tokens(cfg.step_tokens)
         cls.check_extra({**cls.extra_options, **extra})
 
     @classmethod

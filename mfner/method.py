@@ -10,7 +10,7 @@ from typing import Any
 from fewshot_ner.datasets import Domain
 from fewshot_ner.encoder import VIEWS, TrainLayers, WordEncoder, check_train_layers
 from fewshot_ner.episodes import Episode, TestEpisode
-from fewshot_ner.features import FrozenFeatures, LiveFeatures
+from fewshot_ner.features import FrozenFeatures, LiveFeatures, check_step_tokens
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, ReportContext, RunContext, SourceTask, check_input
 from fewshot_ner.trainer import TrainerConfig, train_episodic
 from mfner import report_hook
@@ -96,8 +96,7 @@ def make_config(**options: Any) -> MFNERConfig:
     check_train_layers(cfg.train_layers)
     if cfg.label_vector not in ("mean", "cls"):
         raise ValueError(f"label_vector must be mean or cls, got {cfg.label_vector!r}")
-    if not isinstance(cfg.step_tokens, int) or cfg.step_tokens < 0:
-        raise ValueError(f"step_tokens must be an integer >= 0 (0: no sharing), got {cfg.step_tokens!r}")
+    check_step_tokens(cfg.step_tokens)
     if not 0.0 <= cfg.prototype_weight <= 1.0:
         raise ValueError(f"prototype_weight must lie in [0, 1], got {cfg.prototype_weight}")
     cfg.trainer  # noqa: B018 - checks the schedule's name
