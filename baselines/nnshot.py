@@ -240,7 +240,8 @@ class StructShot(NNShot):
         transitions, start = abstract_transitions(abstract_counts(source), canon)
         paths, _ = crf.viterbi(emissions, mask, transitions, start, torch.zeros(len(canon)))
         rows = [[classes[j] for j in paths[b, : len(s.tokens)].tolist()] for b, s in enumerate(episode.query)]
-        return [io_to_bio([t.partition("-")[2] or "O" for t in r]) for r in rows] if self.tagging == "io" else rows
+        # the Viterbi path is IOB2 already (no transition the source never makes); IO runs are written as NNShot's
+        return [self.write_tags(r) for r in rows] if self.tagging == "io" else rows
 
 
 __all__ = [

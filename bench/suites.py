@@ -90,7 +90,6 @@ class CellOptions:
     methods: tuple[str, ...]  # the registered methods that take the options (other rows are left as they are)
     targets: tuple[str, ...] = ()  # () every target
     shots: tuple[int, ...] = ()  # () every K
-    why: str = ""
 
     def applies(self, spec: MethodSpec, target: str, k: int) -> bool:
         return (
@@ -528,16 +527,11 @@ SUITES.add(
         domains=("twitter2017", "twitter2015"),
         encoder="mpnet-base",
         include=(("table3", "MFNER"),),  # MFNER@mpnet-base in fp32 and its default profile: what bf16 + fast cost
-        # The blocks begun after the encoder's step sharing landed: T15 at 5 shots and T15 -> T17 at both (the T15
-        # 1-shot cells ran one encoder call per request; results/step-tokens-speedup.json, docs/cost.md).
+        # The blocks begun after the encoder's step sharing landed: T15 at 5 shots and T15 -> T17 at both, a step's
+        # sentences encoded once in length-sorted calls (the T15 1-shot cells ran one encoder call per request;
+        # results/step-tokens-speedup.json, docs/cost.md).
         cell_options=tuple(
-            CellOptions(
-                {"step_tokens": STEP_TOKENS},
-                ("protonet", "wpz", "spanner", "mfner"),
-                targets,
-                shots,
-                "a step's sentences encoded once, in length-sorted calls of at most 1024 padded sub-tokens",
-            )
+            CellOptions({"step_tokens": STEP_TOKENS}, ("protonet", "wpz", "spanner", "mfner"), targets, shots)
             for targets, shots in ((("twitter2015",), (5,)), (("twitter2017",), ()))
         ),
         pairs=(
