@@ -183,6 +183,10 @@ class BertCRF(ConfiguredMethod):
         return FineTuneConfig(**options)
 
     @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return dataclasses.asdict(cls.check_options(options))
+
+    @classmethod
     def quick_options(cls) -> dict[str, Any]:
         return {"transfer_max_sentences": 512, "fulldata_epochs": 1}
 

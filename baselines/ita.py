@@ -70,6 +70,13 @@ class ITA(BertCRF):
             raise ValueError("ITA reads both views; its input is text+image")
         return cfg
 
+    @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any]:
+        # the temperature itself is left out: without the option, fit takes the original's for the source data
+        return super().resolved_config({"input": "text+image", **options}) | {
+            "temperature_option": options.get("temperature")
+        }
+
     def config(self) -> dict[str, Any]:
         return super().config() | {"temperature": self.temperature, "temperature_option": self.temperature_option}
 

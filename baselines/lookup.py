@@ -53,8 +53,12 @@ class Lookup(FewShotMethod):
         super().__init__(ctx)
         self.counts: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
 
-    def config(self) -> dict[str, Any]:
+    @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any]:
         return {"case_sensitive": True, "misc_aliases": sorted({*TYPE_ALIASES, *TYPE_ALIASES.values()})}
+
+    def config(self) -> dict[str, Any]:
+        return self.resolved_config({})
 
     def fit(self, sources: list[SourceTask]) -> None:
         for task in sources:

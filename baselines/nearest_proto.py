@@ -29,6 +29,10 @@ class FrozenNearestPrototype(FewShotMethod):
         self.sim = similarity
         self.features: FrozenFeatures | None = None
 
+    @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {"input": options.get("input", "text"), "similarity": options.get("similarity", "euclidean")}
+
     def config(self) -> dict[str, Any]:
         return {"input": self.view, "similarity": self.sim, "encoder": self.ctx.encoder}
 

@@ -184,6 +184,11 @@ class NNShot(BertCRF):
         if float(own.get("temperature", 1.0)) <= 0:
             raise ValueError(f"temperature must be > 0, got {own['temperature']}")
 
+    @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any]:
+        own, _ = cls.split_own(options)
+        return super().resolved_config(options) | cls.own_options | own
+
     def config(self) -> dict[str, Any]:
         return super().config() | self.own
 

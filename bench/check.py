@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.records import environment, provenance, write_text_atomic
-from bench.runner import RunOptions, check_device, run_cell, select, write_cell
+from bench.records import environment, provenance, read_record, write_text_atomic
+from bench.runner import RunOptions, check_device, run_cell, select, stale_options, write_cell
 from bench.suites import Suite
 from fewshot_ner.encoder import check_encoder
 
@@ -77,18 +77,25 @@ def check_suite(
     A cell passes when it saw the same test episodes (same episode-file hash) and every episode's
     F1 is within ``tolerance`` of the committed one. Another torch thread count sums in another
     order, so trained methods may move in the last digits; each row shows both counts. Returns a
-    row per committed cell and whether there was at least one and all passed. With
+    row per committed cell and whether there was at least one and all passed; a committed record that ran
+    another configuration than its row declares now (``stale_options``) is a failing row, not rerun. With
     ``adopt_reproduced``, a cell that reproduces exactly (every episode's F1 equal) replaces its
     committed record by the rerun's, which carries the current layout's fields (predictions), and a
     cell whose record has them already is not rerun (nothing to adopt; its row says so).
     """
     check_device(opts.device)
-    domains, _, done = select(suite, opts)
+    domains, todo, done = select(suite, opts)
     by_name = {d.name: d for d in domains}
     rows = []
 
     def row_of(plan: Any) -> dict[str, Any]:
         return {"method": plan.label, "target": plan.cell.target, "K": plan.cell.k, "seed": plan.cell.seed}
+
+    for plan in todo:  # a committed record its row no longer declares fails without a rerun: rerun it with bench run
+        record = read_record(plan.path) if plan.path.exists() else None
+        if record is not None and (stale := stale_options(record, plan)):
+            said = ", ".join(f"{k} {had!r}, the row {want!r}" for k, (had, want) in sorted(stale.items()))
+            rows.append(row_of(plan) | {"committed F1": round(record["f1"], 4), "status": f"STALE ({said})"})
 
     if adopt_reproduced:
         current = [p for p in done if "predictions" in json.loads(p.path.read_text())]

@@ -7,6 +7,7 @@ printed first, not after a run that may last hours.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from fewshot_ner.datasets import (
     available_domains,
     short_name,
 )
-from fewshot_ner.encoder import check_encoder
+from fewshot_ner.encoder import check_encoder, encoder_depth
 from fewshot_ner.episodes import EpisodeError, cached_episodes
 
 FEW_EPISODES = 10  # a target giving fewer test episodes than this is warned about before any cell runs
@@ -111,7 +112,8 @@ def select(suite: Suite, opts: RunOptions) -> tuple[list[Domain], list[CellPlan]
 
 
 def is_done(plan: CellPlan, opts: RunOptions) -> bool:
-    """Whether the plan's record exists, reads, and was trained on the plan's sources."""
+    """Whether the plan's record exists, reads, was trained on the plan's sources, and ran the configuration
+    the plan asks (``stale_options``); a stale record is said, and kept aside when the cell's rerun finishes."""
     path = plan.path
     if not path.exists():
         return False
@@ -124,7 +126,59 @@ def is_done(plan: CellPlan, opts: RunOptions) -> bool:
             f"(the leave-one-out protocol differs; move it or use another --results-dir)"
         )
         return False
+    if stale := stale_options(record, plan):
+        said = ", ".join(f"{k} {had!r} where the row asks {want!r}" for k, (had, want) in sorted(stale.items()))
+        opts.note(
+            f"warning: {path}: its record ran with {said}: it counts as not done (bench run reruns the cell and "
+            f"keeps this record as {path.name}{STALE_SUFFIX})"
+        )
+        return False
     return True
+
+
+STALE_SUFFIX = ".stale"  # a record its cell's rerun replaced because its configuration is no longer the row's
+
+
+def stale_options(record: dict[str, Any], plan: CellPlan) -> dict[str, tuple[Any, Any]]:
+    """Where a finished record's configuration differs from what ``plan`` asks now: {key: (record's, plan's)}.
+
+    The method and each key both hold, compared after the method's defaults are filled in
+    (``resolved_config``), so a row that now spells out a default is not stale, and a changed default is. A key
+    the record's ``config`` lacks (an option added since, whose default keeps the old arithmetic) is not compared.
+    For a method that can't resolve its options, the options as given are compared.
+    """
+    stale: dict[str, tuple[Any, Any]] = {}
+    if record.get("method") not in (None, plan.cell.spec.method):
+        stale["method"] = (record.get("method"), plan.cell.spec.method)
+        return stale
+    resolved = METHODS.get(plan.cell.spec.method).resolved_config(plan.method_options)
+    if resolved is None:
+        had, want = record.get("options") or {}, plan.method_options
+        keys = set(had) | set(want)
+    else:
+        had, want = record.get("config") or {}, json.loads(json.dumps(resolved, default=str))  # as a record reads
+        keys = set(had) & set(want)
+    depth = encoder_depth(record.get("encoder") or DEFAULT_ENCODER)
+    for key in sorted(keys):
+        if _layers(key, had.get(key), depth) != _layers(key, want.get(key), depth):
+            stale[key] = (had.get(key), want.get(key))
+    return stale
+
+
+def _layers(key: str, value: Any, depth: int | None) -> Any:
+    """A ``*train_layers`` value with ``"all"`` read as the encoder's depth: 6 and "all" are one choice at MiniLM."""
+    return depth if key.endswith("train_layers") and value == "all" and depth is not None else value
+
+
+def keep_stale(path: Path) -> None:
+    """Move a stale record (and its traces) aside before its cell's new record is written: nothing is lost."""
+    for old in (path, path.with_suffix(".trace.json")):
+        aside, n = old.with_name(old.name + STALE_SUFFIX), 0
+        while aside.exists():  # an earlier stale copy is kept, not overwritten
+            n += 1
+            aside = old.with_name(f"{old.name}{STALE_SUFFIX}.{n}")
+        if old.exists():
+            old.replace(aside)
 
 
 def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunOptions) -> None:
@@ -226,6 +280,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         from bench.cluster import run_on_dask
 
         def write(plan: CellPlan, record: dict, traces: list[dict], env: dict) -> Path:
+            if plan.path.exists() and not opts.force:
+                keep_stale(plan.path)
             return write_cell(plan, record, traces, meta | {"env": env, "worker": "dask"})
 
         # the longest cells first, so that no worker is left with a long one while the others idle; by CPU seconds,
@@ -247,6 +303,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
                 written.append(plan.path)
             else:
                 record, traces = run_cell(plan, by_name, opts)
+                if plan.path.exists() and not opts.force:
+                    keep_stale(plan.path)
                 written.append(write_cell(plan, record, traces, meta | {"env": environment()}))  # threads at the end
         left -= seconds
         bar.update()

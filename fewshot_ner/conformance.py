@@ -10,8 +10,8 @@ project's own tests::
 It meta-trains on a tiny synthetic source domain, tags every query of a tiny target's test episodes and
 asserts: one tag sequence per query sentence, as long as the sentence, tags from the episode's labels,
 IOB2 tags (an ``I-X`` after ``O`` is allowed: the evaluator, seqeval's default mode, reads it as a new entity, as conlleval does; ``strict_iob2`` refuses it), no read of a query sentence's gold tags (there are none to read:
-any attribute read beyond a query's words fails), and the same tags from a second run with the same
-seed. A violation is an ``AssertionError`` that says which.
+any attribute read beyond a query's words fails), the same tags from a second run with the same
+seed, and a ``config()`` that holds what ``resolved_config`` says of the options. A violation is an ``AssertionError`` that says which.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def _run(
     random.seed(seed)
     name = cls.__name__
     method = cls(RunContext(seed=seed, encoder=encoder, progress=False), **options)
+    _check_resolved(cls, options, method.config())
     method.fit([SourceTask(source, sample_episodes(source, 1, seed, None, "train").materialize(source))])
     method.prepare(target)
     out = []
@@ -112,6 +113,15 @@ def _run(
                 _check_iob2(name, list(tags))
         out.append(pred)
     return out
+
+
+def _check_resolved(cls: type[FewShotMethod], options: dict[str, Any], config: dict[str, Any]) -> None:
+    """What ``resolved_config`` says of ``options`` is what the built method's ``config()`` holds."""
+    resolved = cls.resolved_config(options)
+    if resolved is None:
+        return
+    wrong = {k: (v, config.get(k, "(missing)")) for k, v in resolved.items() if config.get(k, "(missing)") != v}
+    assert not wrong, f"{cls.__name__}: resolved_config differs from config() at {wrong} (resolved, built)"
 
 
 def _check_iob2(name: str, tags: list[str]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import zipfile
@@ -110,6 +111,17 @@ def resolve_encoder(name_or_path: str) -> str:
     if name_or_path in ENCODERS:
         return ENCODERS.get(name_or_path)()
     return name_or_path
+
+
+@lru_cache(maxsize=16)
+def encoder_depth(name_or_path: str) -> int | None:
+    """The number of transformer layers of an encoder (its ``config.json``), without loading its weights; None
+    where it can't be found here."""
+    try:
+        config = json.loads((Path(check_encoder(name_or_path)) / "config.json").read_text())
+        return int(config["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_encoder(name_or_path: str) -> str:

@@ -104,6 +104,11 @@ class MetaTrained(ConfiguredMethod):
         cls.check_extra({**cls.extra_options, **extra})
 
     @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any]:
+        base, extra = cls.split_options(options)
+        return dataclasses.asdict(cls.config_class(**base)) | cls.extra_options | extra
+
+    @classmethod
     def check_extra(cls, extra: dict[str, Any]) -> None:  # noqa: B027 - subclasses with choices check them
         """Raise ``ValueError`` on a bad value of a subclass option."""
 

@@ -127,6 +127,16 @@ class FewShotMethod(ABC):
         """The resolved configuration, stored with every result."""
         return {}
 
+    @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any] | None:
+        """What ``config()`` will hold for ``options`` (each default filled in), known before the method is built;
+        the encoder's name and fingerprint, and what ``fit`` decides, left out. ``None``: not known this way.
+
+        The harness compares it with a finished record's ``config``: a record whose configuration differs from
+        what its row asks now is stale, and reruns (``bench.runner.stale_options``).
+        """
+        return None
+
     @property
     def input(self) -> Input:
         """What this method reads (a field of every record); methods with an ``input`` option set it."""

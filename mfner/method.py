@@ -135,6 +135,10 @@ class MFNER(ConfiguredMethod):
         self._input = self.cfg.input
 
     @classmethod
+    def resolved_config(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return dataclasses.asdict(make_config(**options))
+
+    @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         try:
             make_config(**options)
