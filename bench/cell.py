@@ -35,7 +35,7 @@ from fewshot_ner.datasets import (
     image_text_name,
     split_part,
 )
-from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, check_precision
+from fewshot_ner.encoder import DEFAULT_ENCODER, DEFAULT_PRECISION, check_precision, encoder_depth
 from fewshot_ner.episodes import EpisodeSet, cached_episodes
 from fewshot_ner.method import RunContext, SourceTask
 from fewshot_ner.metrics import encode_tags, episode_f1, mean_over_episodes, type_counts
@@ -102,6 +102,32 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """A row's options as (the method's options, the precision); an unknown precision fails here."""
     method_options = {k: v for k, v in options.items() if k not in HARNESS_OPTIONS}
     return method_options, check_precision(options.get("precision", DEFAULT_PRECISION))
+
+
+def config_drift(record: dict[str, Any], method: str, method_options: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Where a finished record's configuration differs from what ``method`` with ``method_options`` gives now:
+    {key: (the record's, now)}; empty where the record is current.
+
+    Compared with the method's defaults filled in (``resolved_config``), so options that only spell out a
+    default are the same and a default that moved since is not; ``"all"`` and the encoder's depth are one
+    ``*train_layers``. A key the record's ``config`` lacks (an option added since, whose default keeps the old
+    arithmetic) is not compared. For a method that can't resolve its options, the options as given are.
+    """
+    if record.get("method") not in (None, method):
+        return {"method": (record.get("method"), method)}
+    resolved = METHODS.get(method).resolved_config(method_options)
+    if resolved is None:
+        had, now = record.get("options") or {}, method_options
+        keys = set(had) | set(now)
+    else:
+        had, now = record.get("config") or {}, json.loads(json.dumps(resolved, default=str))  # as a record reads
+        keys = set(had) & set(now)
+    depth = encoder_depth(record.get("encoder") or DEFAULT_ENCODER)
+
+    def layers(key: str, value: Any) -> Any:  # 6 and "all" are one choice at MiniLM
+        return depth if key.endswith("train_layers") and value == "all" and depth is not None else value
+
+    return {k: (had.get(k), now.get(k)) for k in sorted(keys) if layers(k, had.get(k)) != layers(k, now.get(k))}
 
 
 @dataclass(frozen=True)

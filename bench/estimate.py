@@ -4,8 +4,8 @@ A cell's expected seconds are the median of the finished cells of its row, targe
 committed). A cell with none, such as the first 5-shot or T15 -> T17 cell of a new grid row, is
 scaled from its own row: the row's median at another (target, K) it has finished, times the median
 ratio between those two (target, K) over the other rows of the same method that have finished both
-(any suite, any encoder: what moving from one target or K to the other costs that method). Without
-such a row it stays unknown.
+(any suite, any encoder: what moving from one target or K to the other costs that method); a (target, K)
+whose cells ran the cell's own options is the preferred basis. Without such a row it stays unknown.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,11 @@ def peer_seconds(path: Path, results_dir: Path, committed_dir: Path, field: str 
 class _Row:
     method: str | None
     medians: dict[Where, float]  # (target, K) -> median seconds of its finished cells
+    options: dict[Where, set[str]] = field(default_factory=dict)  # (target, K) -> its cells' method options (JSON)
+
+
+def _options_key(options: dict[str, Any] | None) -> str:
+    return json.dumps(options or {}, sort_keys=True, default=str)
 
 
 @dataclass
@@ -79,6 +85,7 @@ class CostIndex:
         key = folder.resolve()
         if key not in self._rows:
             seconds: dict[Where, dict[str, float]] = {}
+            options: dict[Where, set[str]] = {}
             method = None
             for base in self._both(folder):
                 for path in sorted(base.glob("*-k*-s*.json")) if base.is_dir() else []:
@@ -91,10 +98,11 @@ class CostIndex:
                         continue
                     where = (match["target"], int(match["k"]))
                     seconds.setdefault(where, {}).setdefault(path.name, value)
+                    options.setdefault(where, set()).add(_options_key(data.get("options")))
                     if method is None and isinstance(data.get("method"), str):
                         method = data["method"]
             medians = {where: float(np.median(list(by_name.values()))) for where, by_name in seconds.items()}
-            self._rows[key] = _Row(method, medians)
+            self._rows[key] = _Row(method, medians, options)
         return self._rows[key]
 
     def _both(self, folder: Path) -> list[Path]:
@@ -114,8 +122,13 @@ class CostIndex:
                 folders.setdefault(folder.relative_to(base), folder)
         return sorted(folders.values())
 
-    def scaled(self, path: Path) -> tuple[float, str] | None:
-        """Seconds for a cell with no finished peer, scaled from its row's other (target, K), and how."""
+    def scaled(self, path: Path, options: dict[str, Any] | None = None) -> tuple[float, str] | None:
+        """Seconds for a cell with no finished peer, scaled from its row's other (target, K), and how.
+
+        ``options``: the cell's method options, where known. A (target, K) whose cells ran the same options is
+        preferred as the basis (a row's blocks may differ in options that change cost, ``step_tokens``), then
+        the one whose ratio rests on the most rows.
+        """
         match = CELL_FILE.match(path.name)
         if match is None:
             return None
@@ -123,8 +136,9 @@ class CostIndex:
         own = self.row(path.parent)
         if own.method is None or not own.medians:
             return None
-        best: tuple[int, float, str] | None = None  # (rows the ratio rests on, seconds, basis)
+        best: tuple[tuple[bool, int], float, str] | None = None  # ((same options, rows the ratio rests on), s, basis)
         for have, seconds in sorted(own.medians.items()):
+            same = options is None or own.options.get(have) == {_options_key(options)}
             ratios = []
             for folder in self._all_rows:
                 other = self.row(folder)
@@ -132,24 +146,29 @@ class CostIndex:
                     continue
                 if want in other.medians and have in other.medians:
                     ratios.append(other.medians[want] / other.medians[have])
-            if ratios and (best is None or len(ratios) > best[0]):
+            if ratios and (best is None or (same, len(ratios)) > best[0]):
                 ratio = float(np.median(ratios))
-                basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.method})"
-                best = (len(ratios), seconds * ratio, basis)
+                other = "" if same else "; its cells ran other options than this one"
+                basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.method}{other})"
+                best = ((same, len(ratios)), seconds * ratio, basis)
         return None if best is None else (best[1], best[2])
 
 
 def cell_seconds(
-    paths: list[Path], results_dir: Path, committed_dir: Path = RESULTS_DIR, field: str = "wall_s"
+    paths: list[Path],
+    results_dir: Path,
+    committed_dir: Path = RESULTS_DIR,
+    field: str = "wall_s",
+    options: list[dict[str, Any]] | None = None,
 ) -> list[float]:
     """Expected seconds of each cell: the median ``field`` (wall or CPU seconds) of the finished cells of its row,
-    target and K, here or in ``committed_dir``; else its row's other cells scaled (``CostIndex.scaled``); else
-    the median over all the others' expectations (else 60 s)."""
+    target and K, here or in ``committed_dir``; else its row's other cells scaled (``CostIndex.scaled``, with each
+    cell's method ``options`` where given); else the median over all the others' expectations (else 60 s)."""
     index = CostIndex(results_dir, committed_dir, field)
     known: list[float | None] = []
-    for path in paths:
+    for i, path in enumerate(paths):
         seconds = peer_seconds(path, results_dir, committed_dir, field)
-        if seconds is None and (scaled := index.scaled(path)) is not None:
+        if seconds is None and (scaled := index.scaled(path, options[i] if options else None)) is not None:
             seconds = scaled[0]
         known.append(seconds)
     fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0

@@ -301,6 +301,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "precision",
                     "row",
                     "options",
+                    "config",
                     "predictions",
                     "max_episodes",
                 )

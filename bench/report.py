@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -11,11 +12,12 @@ from tabulate import tabulate
 
 from bench import paper
 from bench.breakdown import breakdown_table, scored_cells, type_table
+from bench.cell import config_drift
 from bench.methods import METHODS
 from bench.paired import AXIS_COLUMN, axis_table, declared_table, paired_table
 from bench.plots import forest_figure, numbers_in, table_figure
 from bench.records import RESULTS_DIR, label_folder, load_records, reports_dir_for, tidy, write_text_atomic
-from bench.suites import Suite
+from bench.suites import HARNESS_OPTIONS, Suite
 from bench.traces import suite_traces
 from fewshot_ner.datasets import short_name
 from fewshot_ner.defaults import DEFAULT_ENCODER
@@ -466,6 +468,61 @@ def _dirty_note(rows: pd.DataFrame) -> str:
     return _flagged_note(rows, "dirty", what)
 
 
+SET_TAG = re.compile(r"(?:^|,)([A-Za-z_]\w*)=")  # the option names of a row label's --set tag, "MFNER[a=1,b=x]"
+
+
+def declared_options(row: str, method: str, folder_suite: str, file_name: str, options: dict) -> dict | None:
+    """The method options a record's row asks now: its suite's declaration, the options its (target, K) block adds,
+    and the values of the options its label's ``--set`` tag names; None where no suite declares the row."""
+    from bench.estimate import CELL_FILE
+    from bench.suites import SUITES
+
+    match = CELL_FILE.match(file_name)
+    if folder_suite not in SUITES or match is None:
+        return None
+    suite = SUITES.get(folder_suite)
+    base, tag = row, ""
+    if row.endswith("]") and "[" in row and not any(spec.label == row for spec in suite.methods):
+        base, tag = row[:-1].split("[", 1)
+    specs = [spec for spec in suite.methods if spec.label == base and spec.method == method]
+    if not specs:
+        return None
+    spec = suite.cell_spec(specs[0], match["target"].split("-from-")[0], int(match["k"]))
+    declared = {k: v for k, v in spec.options.items() if k not in HARNESS_OPTIONS}
+    return declared | {k: options[k] for k in SET_TAG.findall(tag) if k in options}
+
+
+def _stale_note(rows: pd.DataFrame) -> str:
+    """The records whose configuration their row no longer declares (``config_drift``): a table row mixing two
+    configurations is said, key by key; ``bench run`` reruns such a cell and keeps the old record aside."""
+    if rows.empty or "config" not in rows:
+        return ""
+    drifts: dict[str, Counter[str]] = {}  # label -> "key 'had' (now 'now')" -> records
+    stale = 0
+    for rec in rows.itertuples(index=False):
+        path = Path(rec.path)
+        options = rec.options if isinstance(rec.options, dict) else {}
+        if not isinstance(rec.row, str) or rec.method not in METHODS:
+            continue
+        declared = declared_options(rec.row, rec.method, path.parent.parent.name, path.name, options)
+        if declared is None:
+            continue
+        record = {"method": rec.method, "config": rec.config, "options": options, "encoder": rec.encoder}
+        drift = config_drift(record, rec.method, declared)
+        stale += bool(drift)
+        for key, (had, now) in drift.items():
+            drifts.setdefault(rec.label, Counter())[f"{key} {had!r} (now {now!r})"] += 1
+    if not stale:
+        return ""
+    said = "; ".join(
+        f"{label}: " + ", ".join(f"{what} in {n}" for what, n in by.items()) for label, by in drifts.items()
+    )
+    return (
+        f"{stale} of {len(rows)} records ran another configuration than their row declares now (stale: `bench run` "
+        f"reruns such a cell and keeps the old record as `<name>.stale`): {said}.\n\n"
+    )
+
+
 def _resumed_note(rows: pd.DataFrame) -> str:
     """The records whose training went on from a checkpoint of an earlier process (bit for bit the same weights;
     their ``resumed`` field gives the step and the commit that began the cell)."""
@@ -523,6 +580,7 @@ def write_report(suite: Suite, results_dir: Path = RESULTS_DIR, reports_dir: Pat
         f"{body}\n\n"
         + _dirty_note(rows)
         + _resumed_note(rows)
+        + _stale_note(rows)
         + (
             "One scoring per target and seed: its whole test split at once (seqeval over every sentence)"
             if suite.protocol == "fulldata"

@@ -7,7 +7,6 @@ printed first, not after a run that may last hours.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from bench.cell import (  # noqa: F401 - re-exported: bench.runner is where call
     RunOptions,
     cell_domains,
     cell_label,
+    config_drift,
     plan_cell,
     row_label,
     run_cell,
@@ -45,7 +45,7 @@ from fewshot_ner.datasets import (
     available_domains,
     short_name,
 )
-from fewshot_ner.encoder import check_encoder, encoder_depth
+from fewshot_ner.encoder import check_encoder
 from fewshot_ner.episodes import EpisodeError, cached_episodes
 
 FEW_EPISODES = 10  # a target giving fewer test episodes than this is warned about before any cell runs
@@ -140,34 +140,8 @@ STALE_SUFFIX = ".stale"  # a record its cell's rerun replaced because its config
 
 
 def stale_options(record: dict[str, Any], plan: CellPlan) -> dict[str, tuple[Any, Any]]:
-    """Where a finished record's configuration differs from what ``plan`` asks now: {key: (record's, plan's)}.
-
-    The method and each key both hold, compared after the method's defaults are filled in
-    (``resolved_config``), so a row that now spells out a default is not stale, and a changed default is. A key
-    the record's ``config`` lacks (an option added since, whose default keeps the old arithmetic) is not compared.
-    For a method that can't resolve its options, the options as given are compared.
-    """
-    stale: dict[str, tuple[Any, Any]] = {}
-    if record.get("method") not in (None, plan.cell.spec.method):
-        stale["method"] = (record.get("method"), plan.cell.spec.method)
-        return stale
-    resolved = METHODS.get(plan.cell.spec.method).resolved_config(plan.method_options)
-    if resolved is None:
-        had, want = record.get("options") or {}, plan.method_options
-        keys = set(had) | set(want)
-    else:
-        had, want = record.get("config") or {}, json.loads(json.dumps(resolved, default=str))  # as a record reads
-        keys = set(had) & set(want)
-    depth = encoder_depth(record.get("encoder") or DEFAULT_ENCODER)
-    for key in sorted(keys):
-        if _layers(key, had.get(key), depth) != _layers(key, want.get(key), depth):
-            stale[key] = (had.get(key), want.get(key))
-    return stale
-
-
-def _layers(key: str, value: Any, depth: int | None) -> Any:
-    """A ``*train_layers`` value with ``"all"`` read as the encoder's depth: 6 and "all" are one choice at MiniLM."""
-    return depth if key.endswith("train_layers") and value == "all" and depth is not None else value
+    """Where a finished record's configuration differs from what ``plan`` asks now (``config_drift``)."""
+    return config_drift(record, plan.cell.spec.method, plan.method_options)
 
 
 def keep_stale(path: Path) -> None:
@@ -227,7 +201,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
         holder = claim_holder(path) if state == "todo" else None
         wall = record_seconds(path) if state == "done" else peer_seconds(path, opts.results_dir, _peers_dir(opts))
         basis = ""  # set where the time is scaled from the row's other cells
-        if state == "todo" and wall is None and (scaled := index.scaled(path)) is not None:
+        if state == "todo" and wall is None and (scaled := index.scaled(path, plan.method_options)) is not None:
             wall, basis = scaled
         left = 0.0 if state == "done" else wall
         if holder and wall is not None and holder.get("since"):
@@ -286,10 +260,14 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
 
         # the longest cells first, so that no worker is left with a long one while the others idle; by CPU seconds,
         # which a cell that waited for another's source training (or shared the machine) does not inflate
-        expected = cell_seconds([p.path for p in todo], opts.results_dir, _peers_dir(opts), "cpu_s")
+        expected = cell_seconds(
+            [p.path for p in todo], opts.results_dir, _peers_dir(opts), "cpu_s", [p.method_options for p in todo]
+        )
         longest_first = [p for _, p in sorted(zip(expected, todo, strict=True), key=lambda e: -e[0])]
         return written + run_on_dask(longest_first, opts, write, opts.before_cell, finished)
-    expected = cell_seconds([p.path for p in todo], opts.results_dir, _peers_dir(opts))
+    expected = cell_seconds(
+        [p.path for p in todo], opts.results_dir, _peers_dir(opts), options=[p.method_options for p in todo]
+    )
     # One bar in cells; its ETA is the expected seconds of the cells left (medians of finished peers, here or
     # committed), not tqdm's rate, which a grid of cells from seconds to an hour would make meaningless.
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", disable=not opts.progress, unit="cell")

@@ -7,10 +7,10 @@ import pytest
 from bench.estimate import CostIndex, cell_seconds
 
 
-def _cells(folder, method, cells):
+def _cells(folder, method, cells, options=None):
     folder.mkdir(parents=True, exist_ok=True)
     for (target, k, seed), wall in cells.items():
-        record = {"wall_s": wall} | ({"method": method} if method else {})
+        record = {"wall_s": wall} | ({"method": method} if method else {}) | ({"options": options} if options else {})
         (folder / f"{target}-k{k}-s{seed}.json").write_text(json.dumps(record))
         (folder / f"{target}-k{k}-s{seed}.trace.json").write_text(json.dumps({"rows": []}))  # never a cell
 
@@ -50,3 +50,21 @@ def test_a_row_committed_and_here_counts_each_cell_once(results):
     _cells(committed / "a" / "x", "m", {("t15", 1, 2): 1000.0})  # a third, committed only: the median moves to 120
     row = CostIndex(here, committed).row(here / "a" / "x")
     assert row.method == "m" and row.medians == {("t15", 1): 120.0, ("t15", 5): 330.0}
+
+
+def test_the_basis_that_ran_the_cells_options_is_preferred(results):
+    """A row whose blocks ran different options (step_tokens at 5 shots) scales a new block from the one that ran its
+    options, even where another block's ratio rests on more rows; the basis says when options differ."""
+    here, committed = results
+    _cells(here / "a" / "x", "m", {("t17", 1, 0): 300.0})  # x: t17 1-shot costs 3x t15 1-shot, 330/300 of t15 5-shot
+    _cells(committed / "a" / "y", "m", {("t17", 1, 0): 400.0})  # y: 2x and 1x
+    _cells(here / "a" / "z", "m", {("t15", 1, 0): 10.0, ("t17", 1, 0): 25.0})  # z: only 1 shot, 2.5x
+    _cells(here / "b" / "new", "m", {("t15", 5, 0): 200.0}, options={"step_tokens": 1024})  # 5 shots shared
+    want = here / "b" / "new" / "t17-k1-s0.json"
+    index = CostIndex(here, committed)
+    assert index.scaled(want) == (pytest.approx(50.0 * 2.5), "t15 K=1 x 2.50 (3 row(s) of m)")  # the most rows
+    seconds, basis = index.scaled(want, {"step_tokens": 1024})
+    assert seconds == pytest.approx(200.0 * (300 / 330 + 1.0) / 2)  # the median of x's and y's t17 K=1 / t15 K=5
+    assert basis == "t15 K=5 x 0.95 (2 row(s) of m)"
+    seconds, basis = index.scaled(want, {"step_tokens": 512})  # no block ran these options: the most rows again
+    assert basis == "t15 K=1 x 2.50 (3 row(s) of m; its cells ran other options than this one)"

@@ -15,6 +15,8 @@ import pytest
 from baselines.nearest_proto import FrozenNearestPrototype
 from baselines.protonet import ProtoNet
 from bench.check import check_suite
+from bench.records import load_records
+from bench.report import _stale_note
 from bench.runner import RunOptions, plan_suite, run_suite, stale_options
 from bench.suites import MethodSpec
 from fewshot_ner.conformance import check_method
@@ -112,3 +114,25 @@ def test_conformance_catches_a_resolved_config_that_is_not_the_built_one(tiny_mo
 
     with pytest.raises(AssertionError, match="resolved_config differs"):
         check_method(Misread, {}, tiny_model_dir)
+
+
+def smoke_record(folder: Path, row: str, options: dict, similarity: str) -> None:
+    """A minimal record of suite smoke's proto-frozen row (or its ``--set`` variant) under ``folder``."""
+    path = folder / "smoke" / row / "twitter2015-k1-s0.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"input": "text", "similarity": similarity, "encoder": "minilm"}
+    record = {"label": row, "row": row, "method": "proto-frozen", "target": "twitter2015", "k": 1, "seed": 0}
+    path.write_text(json.dumps(record | {"f1": 1.0, "f1_per_episode": [1.0], "options": options, "config": config}))
+
+
+def test_the_report_names_records_their_row_no_longer_declares(tmp_path):
+    smoke_record(tmp_path, "proto-frozen", {}, "euclidean")  # current: the row declares no option
+    smoke_record(tmp_path, "proto-frozen[similarity=dot]", {"similarity": "dot"}, "dot")  # a --set row, current
+    assert _stale_note(load_records(tmp_path, "smoke")) == ""
+
+    smoke_record(tmp_path, "proto-frozen", {"similarity": "cosine"}, "cosine")  # as if the row had declared cosine
+    smoke_record(tmp_path, "proto-frozen[similarity=dot]", {"similarity": "dot"}, "cosine")  # ran other than its tag
+    note = _stale_note(load_records(tmp_path, "smoke"))
+    assert note.startswith("2 of 2 records ran another configuration")
+    assert "proto-frozen: similarity 'cosine' (now 'euclidean') in 1" in note
+    assert "proto-frozen[similarity=dot]: similarity 'cosine' (now 'dot') in 1" in note
