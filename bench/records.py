@@ -302,6 +302,7 @@ def load_records(results_dir: Path, suite: str, pattern: str = "*") -> pd.DataFr
                     "row",
                     "options",
                     "config",
+                    "quick",
                     "predictions",
                     "max_episodes",
                 )

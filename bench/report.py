@@ -13,6 +13,7 @@ from tabulate import tabulate
 from bench import paper
 from bench.breakdown import breakdown_table, scored_cells, type_table
 from bench.cell import config_drift
+from bench.estimate import CELL_FILE
 from bench.methods import METHODS
 from bench.paired import AXIS_COLUMN, axis_table, declared_table, paired_table
 from bench.plots import forest_figure, numbers_in, table_figure
@@ -471,10 +472,12 @@ def _dirty_note(rows: pd.DataFrame) -> str:
 SET_TAG = re.compile(r"(?:^|,)([A-Za-z_]\w*)=")  # the option names of a row label's --set tag, "MFNER[a=1,b=x]"
 
 
-def declared_options(row: str, method: str, folder_suite: str, file_name: str, options: dict) -> dict | None:
+def declared_options(
+    row: str, method: str, folder_suite: str, file_name: str, options: dict, quick: bool = False
+) -> dict | None:
     """The method options a record's row asks now: its suite's declaration, the options its (target, K) block adds,
-    and the values of the options its label's ``--set`` tag names; None where no suite declares the row."""
-    from bench.estimate import CELL_FILE
+    the method's ``--quick`` budget for a quick record, and the values of the options its label's ``--set`` tag
+    names; None where no suite declares the row."""
     from bench.suites import SUITES
 
     match = CELL_FILE.match(file_name)
@@ -489,7 +492,8 @@ def declared_options(row: str, method: str, folder_suite: str, file_name: str, o
         return None
     spec = suite.cell_spec(specs[0], match["target"].split("-from-")[0], int(match["k"]))
     declared = {k: v for k, v in spec.options.items() if k not in HARNESS_OPTIONS}
-    return declared | {k: options[k] for k in SET_TAG.findall(tag) if k in options}
+    budget = METHODS.get(method).quick_options() if quick else {}
+    return declared | budget | {k: options[k] for k in SET_TAG.findall(tag) if k in options}
 
 
 def _stale_note(rows: pd.DataFrame) -> str:
@@ -504,7 +508,8 @@ def _stale_note(rows: pd.DataFrame) -> str:
         options = rec.options if isinstance(rec.options, dict) else {}
         if not isinstance(rec.row, str) or rec.method not in METHODS:
             continue
-        declared = declared_options(rec.row, rec.method, path.parent.parent.name, path.name, options)
+        quick = getattr(rec, "quick", False) is True  # a missing field reads None (or NaN), not quick
+        declared = declared_options(rec.row, rec.method, path.parent.parent.name, path.name, options, quick)
         if declared is None:
             continue
         record = {"method": rec.method, "config": rec.config, "options": options, "encoder": rec.encoder}

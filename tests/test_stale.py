@@ -136,3 +136,11 @@ def test_the_report_names_records_their_row_no_longer_declares(tmp_path):
     assert note.startswith("2 of 2 records ran another configuration")
     assert "proto-frozen: similarity 'cosine' (now 'euclidean') in 1" in note
     assert "proto-frozen[similarity=dot]: similarity 'cosine' (now 'dot') in 1" in note
+
+
+def test_quick_records_ran_their_rows_with_the_quick_budget_not_stale():
+    """The committed quick reference ran each row with its method's --quick options on top: current, not stale."""
+    reference = Path(__file__).resolve().parent.parent / "reference" / "quick"
+    rows = load_records(reference, "table3")
+    assert len(rows) > 40 and rows["quick"].all()
+    assert _stale_note(rows) == ""
