@@ -386,6 +386,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         command=["bench", *sys.argv[1:]],
         include=tuple(args.include),
     )
+    if args.quick:  # the cells as `bench run --quick` plans them (its budget, episodes and seed)
+        from bench.records import QUICK_REFERENCE_DIR
+
+        opts.quick = True
+        opts.eval_episodes = QUICK_EPISODES
+        opts.seeds = opts.seeds or suite.seeds[:1]
+        opts.results_dir = QUICK_REFERENCE_DIR
     if args.results_dir:
         opts.results_dir = Path(args.results_dir)
     rows, ok = check_suite(suite, opts, args.tolerance, args.adopt)
@@ -570,8 +577,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a cell that reproduces exactly replaces its committed record with the rerun's (the current record "
         "layout: predictions kept); a cell that moved is left as it was; a record with predictions is not rerun",
     )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="check the committed --quick cells (reference/quick/, the maintainers' machine) as `bench run --quick` "
+        "makes them: every method of a suite in minutes, so a change that moves any method's F1 fails",
+    )
     p.add_argument("--encoder", metavar="NAME|PATH", help="encoder of the rows to check (default: the suite's)")
-    p.add_argument("--results-dir", metavar="DIR", help="the committed records (default results/)")
+    p.add_argument(
+        "--results-dir", metavar="DIR", help="the committed records (default results/, with --quick reference/quick/)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_args(p)
     p.add_argument(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from bench.check import compare_with_reference
+from bench.cli import main
 
 
 def write(folder, rel, f1s, threads=2):
@@ -26,3 +28,19 @@ def test_the_line_counts_exact_reproductions_and_names_the_largest_difference(tm
     assert [r["status"] for r in rows] == ["ok", "CHANGED", "no reference"]
     _, line = compare_with_reference(fresh, ref, "other")
     assert line.startswith("no reference cells")
+
+
+def test_check_quick_reruns_the_committed_quick_cells_and_fails_on_a_moved_one(tmp_path, capsys):
+    """`bench check --quick` plans a cell as `bench run --quick` does and compares it with reference/quick; the
+    lookup floor's cell (no training, seconds) reproduces, and a reference whose episode was altered fails."""
+    reference = Path(__file__).resolve().parent.parent / "reference" / "quick"
+    selection = ["--suite", "table3", "--quick", "--method", "lookup", "--target", "twitter2015", "--k", "1"]
+    assert main(["check", *selection, "--quiet"]) == 0
+    assert "1 of 1 cell(s) reproduce" in capsys.readouterr().out
+    moved = tmp_path / "table3" / "lookup" / "twitter2015-k1-s0.json"
+    moved.parent.mkdir(parents=True)
+    record = json.loads((reference / "table3" / "lookup" / "twitter2015-k1-s0.json").read_text())
+    record["f1_per_episode"][3] += 1.0
+    moved.write_text(json.dumps(record))
+    assert main(["check", *selection, "--results-dir", str(tmp_path), "--quiet"]) == 1
+    assert "CHANGED" in capsys.readouterr().out
