@@ -7,6 +7,7 @@ printed first, not after a run that may last hours.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,15 @@ def is_done(plan: CellPlan, opts: RunOptions) -> bool:
     return True
 
 
+def _existing(path: Path) -> dict[str, Any] | None:
+    """The record at ``path`` if one reads there (no note, nothing moved: a listing only looks)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 STALE_SUFFIX = ".stale"  # a record its cell's rerun replaced because its configuration is no longer the row's
 
 
@@ -211,6 +221,8 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
         if checkpoint is not None and checkpoint.is_file():  # a cell cut short: its training goes on from there
             saved = dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.timezone.utc)
             state = f"todo, resumes from its checkpoint of {saved.isoformat(timespec='minutes')}"
+        elif state == "todo" and not holder and (record := _existing(path)) and (stale := stale_options(record, plan)):
+            state = f"todo, stale ({', '.join(stale)})"  # its record ran another configuration: it reruns
         rows.append(
             {
                 "method": plan.label,
