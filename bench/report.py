@@ -429,6 +429,12 @@ def _breakdown_section(suite: Suite, rows: pd.DataFrame) -> str:
     )
 
 
+def _suite_names() -> tuple[str, ...]:
+    from bench.suites import SUITES
+
+    return tuple(name for name, _ in SUITES.items())
+
+
 def _method_sections(suite: Suite, rows: pd.DataFrame, results_dir: Path, reports_dir: Path) -> str:
     """Sections that methods contribute through ``FewShotMethod.report_sections`` (MFNER: denoiser, cases)."""
     if rows.empty:
@@ -440,7 +446,7 @@ def _method_sections(suite: Suite, rows: pd.DataFrame, results_dir: Path, report
             continue
         labels = set(rows.label[rows.method == method])
         mine = [(p, f) for p, f in traces if not f.empty and f.label.iloc[0] in labels]
-        context = ReportContext(suite.name, suite.trace_episodes, mine, reports_dir / "figures")
+        context = ReportContext(suite.name, suite.trace_episodes, mine, reports_dir / "figures", _suite_names())
         out += [f"\n## {title}\n\n{body}" for title, body in METHODS.get(method).report_sections(context)]
     return "".join(out)
 

@@ -198,6 +198,7 @@ class ReportContext:
     trace_episodes: int
     traces: list[tuple[str, Any]]  # (record file name, pandas frame of trace rows) per traced cell
     figures_dir: Any  # pathlib.Path: where figures go; markdown links are relative to its parent
+    other_suites: tuple[str, ...] = ()  # the other suites whose figures share figures_dir (never a method's to remove)
 
 
 METHODS: Registry[type[FewShotMethod]] = Registry("method")

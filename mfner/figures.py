@@ -83,8 +83,12 @@ def draw_case(sentence: pd.DataFrame, title: str, path: Path) -> Path:
     return path
 
 
-def write_case_figures(traces: list[tuple[Path, pd.DataFrame]], suite: str, figures_dir: Path) -> list[Path]:
-    """One figure per traced cell of seed 0 of ``suite`` (the others hold the same kind of picture)."""
+def write_case_figures(
+    traces: list[tuple[Path, pd.DataFrame]], suite: str, figures_dir: Path, other_suites: tuple[str, ...] = ()
+) -> list[Path]:
+    """One figure per traced cell of seed 0 of ``suite`` (the others hold the same kind of picture); this suite's
+    figures whose trace is gone are removed, never those of ``other_suites`` that share the folder, not even where
+    a name extends this one (``probes-mfner-base`` of ``probes-mfner``)."""
     out = []
     for path, frame in traces:
         if path.parent.parent.name != suite:  # an included row's traces: drawn by its own suite's report
@@ -94,6 +98,7 @@ def write_case_figures(traces: list[tuple[Path, pd.DataFrame]], suite: str, figu
         cell = path.name.removesuffix(".trace.json")
         title = f"{path.parent.name} {cell}: per-token tags and the denoiser's beta"
         out.append(draw_case(pick_sentence(frame), title, figures_dir / f"case-{suite}-{path.parent.name}-{cell}.png"))
-    for stale in set(figures_dir.glob(f"case-{suite}-*.png")) - set(out):
+    theirs = {p for other in other_suites if other != suite for p in figures_dir.glob(f"case-{other}-*.png")}
+    for stale in set(figures_dir.glob(f"case-{suite}-*.png")) - set(out) - theirs:
         stale.unlink()  # its trace is gone (a cell redone under a new config): the picture would mislead
     return out

@@ -71,7 +71,7 @@ def report_sections(ctx: ReportContext) -> list[tuple[str, str]]:
                 + "\n",
             )
         )
-    figures = write_case_figures(ctx.traces, ctx.suite, ctx.figures_dir)
+    figures = write_case_figures(ctx.traces, ctx.suite, ctx.figures_dir, ctx.other_suites)
     if figures:
         links = "".join(f"\n![{f.stem}]({ctx.figures_dir.name}/{f.name})\n" for f in figures)
         sections.append(

@@ -106,9 +106,12 @@ def test_case_figure_from_a_trace(tmp_path):
     assert figure.name == "case-s-MFNER-twitter2017-k1-s0.png" and figure.stat().st_size > 5000
     other = tmp_path / "rep" / "figures" / "case-other-MFNER-twitter2017-k1-s0.png"
     other.write_bytes(b"another suite's")
+    longer = tmp_path / "rep" / "figures" / "case-s-base-MFNER-twitter2017-k1-s0.png"  # suite "s-base" extends "s"
+    longer.write_bytes(b"suite s-base's")
     (tmp_path / "res" / "s" / "MFNER" / "twitter2017-k1-s0.trace.json").unlink()  # the cell is redone later
-    assert write_case_figures(load_traces(tmp_path / "res", "s"), "s", tmp_path / "rep" / "figures") == []
-    assert not figure.exists() and other.exists()  # a stale figure goes; other suites' stay
+    figures = tmp_path / "rep" / "figures"
+    assert write_case_figures(load_traces(tmp_path / "res", "s"), "s", figures, ("s", "s-base", "other")) == []
+    assert not figure.exists() and other.exists() and longer.exists()  # a stale figure goes; other suites' stay
 
 
 def test_partial_runs_must_not_land_in_results(suite):
