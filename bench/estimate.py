@@ -5,7 +5,9 @@ committed). A cell with none, such as the first 5-shot or T15 -> T17 cell of a n
 scaled from its own row: the row's median at another (target, K) it has finished, times the median
 ratio between those two (target, K) over the other rows of the same method that have finished both
 (any suite, any encoder: what moving from one target or K to the other costs that method); a (target, K)
-whose cells ran the cell's own options is the preferred basis. Without such a row it stays unknown.
+whose cells ran the cell's own options is the preferred basis. A row that has finished nothing is scaled from its
+twin (the same suite row label at another encoder or precision) by the median ratio of the two settings over the
+same method's cells that ran at both. Without either it stays unknown.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.records import RESULTS_DIR, times_partial
+from fewshot_ner.defaults import DEFAULT_ENCODER, DEFAULT_PRECISION
 
 CELL_FILE = re.compile(r"^(?P<target>.+)-k(?P<k>\d+)-s(?P<seed>\d+)\.json$")
 Where = tuple[str, int]  # (target, K)
@@ -59,11 +62,31 @@ def peer_seconds(path: Path, results_dir: Path, committed_dir: Path, field: str 
     return median_seconds(path, field) or median_seconds(committed, field)
 
 
+Setting = tuple[str, str]  # (encoder, precision) a row ran at
+
+
 @dataclass
 class _Row:
     method: str | None
     medians: dict[Where, float]  # (target, K) -> median seconds of its finished cells
     options: dict[Where, set[str]] = field(default_factory=dict)  # (target, K) -> its cells' method options (JSON)
+    label: str | None = None  # the suite's row label (the record's ``row``), untagged by encoder or precision
+    setting: Setting | None = None
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """What a cell to estimate is, where its folder holds no record to say it: its method, suite row label,
+    (encoder, precision) and method options."""
+
+    method: str
+    label: str
+    setting: Setting
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _setting(data: dict) -> Setting:
+    return (str(data.get("encoder") or DEFAULT_ENCODER), str(data.get("precision") or DEFAULT_PRECISION))
 
 
 def _options_key(options: dict[str, Any] | None) -> str:
@@ -86,7 +109,7 @@ class CostIndex:
         if key not in self._rows:
             seconds: dict[Where, dict[str, float]] = {}
             options: dict[Where, set[str]] = {}
-            method = None
+            method = label = setting = None
             for base in self._both(folder):
                 for path in sorted(base.glob("*-k*-s*.json")) if base.is_dir() else []:
                     match = CELL_FILE.match(path.name)
@@ -100,9 +123,9 @@ class CostIndex:
                     seconds.setdefault(where, {}).setdefault(path.name, value)
                     options.setdefault(where, set()).add(_options_key(data.get("options")))
                     if method is None and isinstance(data.get("method"), str):
-                        method = data["method"]
+                        method, label, setting = data["method"], data.get("row"), _setting(data)
             medians = {where: float(np.median(list(by_name.values()))) for where, by_name in seconds.items()}
-            self._rows[key] = _Row(method, medians, options)
+            self._rows[key] = _Row(method, medians, options, label, setting)
         return self._rows[key]
 
     def _both(self, folder: Path) -> list[Path]:
@@ -122,20 +145,22 @@ class CostIndex:
                 folders.setdefault(folder.relative_to(base), folder)
         return sorted(folders.values())
 
-    def scaled(self, path: Path, options: dict[str, Any] | None = None) -> tuple[float, str] | None:
-        """Seconds for a cell with no finished peer, scaled from its row's other (target, K), and how.
+    def scaled(self, path: Path, cell: CellKey | None = None) -> tuple[float, str] | None:
+        """Seconds for a cell with no finished peer, scaled from its row's other (target, K), else from its twin
+        row at another encoder or precision (``twin_scaled``), and how.
 
-        ``options``: the cell's method options, where known. A (target, K) whose cells ran the same options is
-        preferred as the basis (a row's blocks may differ in options that change cost, ``step_tokens``), then
-        the one whose ratio rests on the most rows.
+        ``cell``: what the cell is, where known. A (target, K) whose cells ran the cell's options is preferred as
+        the basis (a row's blocks may differ in options that change cost, ``step_tokens``), then the one whose
+        ratio rests on the most rows.
         """
         match = CELL_FILE.match(path.name)
         if match is None:
             return None
         want: Where = (match["target"], int(match["k"]))
         own = self.row(path.parent)
+        options = cell.options if cell is not None else None
         if own.method is None or not own.medians:
-            return None
+            return self.twin_scaled(want, cell) if cell is not None else None
         best: tuple[tuple[bool, int], float, str] | None = None  # ((same options, rows the ratio rests on), s, basis)
         for have, seconds in sorted(own.medians.items()):
             same = options is None or own.options.get(have) == {_options_key(options)}
@@ -151,6 +176,35 @@ class CostIndex:
                 other = "" if same else "; its cells ran other options than this one"
                 basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.method}{other})"
                 best = ((same, len(ratios)), seconds * ratio, basis)
+        if best is None:
+            return self.twin_scaled(want, cell) if cell is not None else None
+        return best[1], best[2]
+
+    def twin_scaled(self, want: Where, cell: CellKey) -> tuple[float, str] | None:
+        """Seconds for a cell of a row that has finished nothing: its twin's median at the same (target, K) (the
+        same method and suite row label at another encoder or precision, as ``fulldata`` is ``fulldata-base``'s),
+        times the median ratio of the two settings over the other pairs of rows of the same method that finished
+        a (target, K) at both."""
+        rows = [r for r in map(self.row, self._all_rows) if r.method == cell.method and r.setting is not None]
+        best: tuple[int, float, str] | None = None  # (ratios it rests on, seconds, basis)
+        for twin in rows:
+            if twin.label != cell.label or twin.setting == cell.setting or want not in twin.medians:
+                continue
+            ratios = [
+                a.medians[where] / b.medians[where]
+                for a in rows
+                if a.setting == cell.setting and a.label != cell.label
+                for b in rows
+                if b.setting == twin.setting and b.label == a.label
+                for where in a.medians.keys() & b.medians.keys()
+            ]
+            if ratios and (best is None or len(ratios) > best[0]):
+                ratio = float(np.median(ratios))
+                basis = (
+                    f"its {'/'.join(twin.setting)} twin at {want[0]} K={want[1]} x {ratio:.2f} "
+                    f"({len(ratios)} cell(s) of {cell.method} at both settings)"
+                )
+                best = (len(ratios), twin.medians[want] * ratio, basis)
         return None if best is None else (best[1], best[2])
 
 
@@ -159,16 +213,16 @@ def cell_seconds(
     results_dir: Path,
     committed_dir: Path = RESULTS_DIR,
     field: str = "wall_s",
-    options: list[dict[str, Any]] | None = None,
+    cells: list[CellKey] | None = None,
 ) -> list[float]:
     """Expected seconds of each cell: the median ``field`` (wall or CPU seconds) of the finished cells of its row,
-    target and K, here or in ``committed_dir``; else its row's other cells scaled (``CostIndex.scaled``, with each
-    cell's method ``options`` where given); else the median over all the others' expectations (else 60 s)."""
+    target and K, here or in ``committed_dir``; else its row's other cells or its twin scaled (``CostIndex.scaled``,
+    with each cell's ``CellKey`` where given); else the median over all the others' expectations (else 60 s)."""
     index = CostIndex(results_dir, committed_dir, field)
     known: list[float | None] = []
     for i, path in enumerate(paths):
         seconds = peer_seconds(path, results_dir, committed_dir, field)
-        if seconds is None and (scaled := index.scaled(path, options[i] if options else None)) is not None:
+        if seconds is None and (scaled := index.scaled(path, cells[i] if cells else None)) is not None:
             seconds = scaled[0]
         known.append(seconds)
     fallback = float(np.median([k for k in known if k is not None])) if any(k is not None for k in known) else 60.0

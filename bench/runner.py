@@ -28,7 +28,7 @@ from bench.cell import (  # noqa: F401 - re-exported: bench.runner is where call
     seed_everything,
     split_options,
 )
-from bench.estimate import CostIndex, cell_seconds, peer_seconds, record_seconds
+from bench.estimate import CellKey, CostIndex, cell_seconds, peer_seconds, record_seconds
 from bench.methods import METHODS
 from bench.records import (
     QUICK_REFERENCE_DIR,
@@ -192,6 +192,11 @@ def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunO
             )
 
 
+def cell_key(plan: CellPlan, opts: RunOptions) -> CellKey:
+    """What the cost estimate needs to know of a cell before its folder holds a record."""
+    return CellKey(plan.cell.spec.method, plan.cell.spec.label, (opts.encoder, plan.precision), plan.method_options)
+
+
 def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
     """What ``run_suite`` would do, without doing it: each selected cell as done, running or todo.
 
@@ -211,7 +216,7 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
         holder = claim_holder(path) if state == "todo" else None
         wall = record_seconds(path) if state == "done" else peer_seconds(path, opts.results_dir, _peers_dir(opts))
         basis = ""  # set where the time is scaled from the row's other cells
-        if state == "todo" and wall is None and (scaled := index.scaled(path, plan.method_options)) is not None:
+        if state == "todo" and wall is None and (scaled := index.scaled(path, cell_key(plan, opts))) is not None:
             wall, basis = scaled
         left = 0.0 if state == "done" else wall
         if holder and wall is not None and holder.get("since"):
@@ -273,12 +278,12 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         # the longest cells first, so that no worker is left with a long one while the others idle; by CPU seconds,
         # which a cell that waited for another's source training (or shared the machine) does not inflate
         expected = cell_seconds(
-            [p.path for p in todo], opts.results_dir, _peers_dir(opts), "cpu_s", [p.method_options for p in todo]
+            [p.path for p in todo], opts.results_dir, _peers_dir(opts), "cpu_s", [cell_key(p, opts) for p in todo]
         )
         longest_first = [p for _, p in sorted(zip(expected, todo, strict=True), key=lambda e: -e[0])]
         return written + run_on_dask(longest_first, opts, write, opts.before_cell, finished)
     expected = cell_seconds(
-        [p.path for p in todo], opts.results_dir, _peers_dir(opts), options=[p.method_options for p in todo]
+        [p.path for p in todo], opts.results_dir, _peers_dir(opts), cells=[cell_key(p, opts) for p in todo]
     )
     # One bar in cells; its ETA is the expected seconds of the cells left (medians of finished peers, here or
     # committed), not tqdm's rate, which a grid of cells from seconds to an hour would make meaningless.

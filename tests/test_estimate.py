@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from bench.estimate import CostIndex, cell_seconds
+from bench.estimate import CellKey, CostIndex, cell_seconds
 
 
-def _cells(folder, method, cells, options=None):
+def _cells(folder, method, cells, options=None, **fields):
     folder.mkdir(parents=True, exist_ok=True)
     for (target, k, seed), wall in cells.items():
         record = {"wall_s": wall} | ({"method": method} if method else {}) | ({"options": options} if options else {})
+        record |= fields  # row, encoder, precision
         (folder / f"{target}-k{k}-s{seed}.json").write_text(json.dumps(record))
         (folder / f"{target}-k{k}-s{seed}.trace.json").write_text(json.dumps({"rows": []}))  # never a cell
 
@@ -63,8 +64,27 @@ def test_the_basis_that_ran_the_cells_options_is_preferred(results):
     want = here / "b" / "new" / "t17-k1-s0.json"
     index = CostIndex(here, committed)
     assert index.scaled(want) == (pytest.approx(50.0 * 2.5), "t15 K=1 x 2.50 (3 row(s) of m)")  # the most rows
-    seconds, basis = index.scaled(want, {"step_tokens": 1024})
+    seconds, basis = index.scaled(want, CellKey("m", "new", ("minilm", "fp32"), {"step_tokens": 1024}))
     assert seconds == pytest.approx(200.0 * (300 / 330 + 1.0) / 2)  # the median of x's and y's t17 K=1 / t15 K=5
     assert basis == "t15 K=5 x 0.95 (2 row(s) of m)"
-    seconds, basis = index.scaled(want, {"step_tokens": 512})  # no block ran these options: the most rows again
+    seconds, basis = index.scaled(want, CellKey("m", "new", ("minilm", "fp32"), {"step_tokens": 512}))  # no such block
     assert basis == "t15 K=1 x 2.50 (3 row(s) of m; its cells ran other options than this one)"
+
+
+def test_a_row_with_no_cell_is_its_twin_at_another_setting_times_the_methods_setting_ratio(tmp_path):
+    """fulldata-base's first cell: fulldata's row of the same label at MiniLM, times what mpnet-base in bf16 cost the
+    same method's other rows that ran both settings (median over their shared (target, K))."""
+    here, committed = tmp_path / "results", tmp_path / "committed"
+    small, base = {"encoder": "minilm", "precision": "fp32"}, {"encoder": "mpnet-base", "precision": "bf16"}
+    _cells(committed / "fulldata" / "full", "b", {("t15", 0, 0): 1000.0}, row="full", **small)
+    _cells(committed / "table3" / "tr", "b", {("t15", 1, 0): 100.0, ("t15", 5, 0): 50.0}, row="tr", **small)
+    _cells(here / "base" / "tr@base", "b", {("t15", 1, 0): 300.0, ("t15", 5, 0): 200.0}, row="tr", **base)
+    _cells(here / "base" / "other@base", "c", {("t15", 1, 0): 9.0}, row="tr", **base)  # another method: not used
+    index = CostIndex(here, committed)
+    want = here / "fulldata-base" / "full@base" / "t15-k0-s0.json"
+    assert index.scaled(want) is None  # no record and no key: nothing to go by
+    seconds, basis = index.scaled(want, CellKey("b", "full", ("mpnet-base", "bf16")))
+    assert seconds == pytest.approx(1000.0 * 3.5)  # the median of 300/100 and 200/50
+    assert basis == "its minilm/fp32 twin at t15 K=0 x 3.50 (2 cell(s) of b at both settings)"
+    assert index.scaled(want, CellKey("b", "full", ("minilm", "fp32"))) is None  # its own setting: no twin
+    assert cell_seconds([want], here, committed, cells=[CellKey("b", "full", ("mpnet-base", "bf16"))]) == [3500.0]
