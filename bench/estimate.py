@@ -193,7 +193,7 @@ class CostIndex:
             ratios = [
                 a.medians[where] / b.medians[where]
                 for a in rows
-                if a.setting == cell.setting and a.label != cell.label
+                if a.setting == cell.setting and a.label is not None and a.label != cell.label
                 for b in rows
                 if b.setting == twin.setting and b.label == a.label
                 for where in a.medians.keys() & b.medians.keys()

@@ -80,6 +80,8 @@ def test_a_row_with_no_cell_is_its_twin_at_another_setting_times_the_methods_set
     _cells(committed / "table3" / "tr", "b", {("t15", 1, 0): 100.0, ("t15", 5, 0): 50.0}, row="tr", **small)
     _cells(here / "base" / "tr@base", "b", {("t15", 1, 0): 300.0, ("t15", 5, 0): 200.0}, row="tr", **base)
     _cells(here / "base" / "other@base", "c", {("t15", 1, 0): 9.0}, row="tr", **base)  # another method: not used
+    _cells(here / "old" / "x", "b", {("t15", 1, 0): 1.0}, **base)  # records without a row label pair with nothing
+    _cells(committed / "old" / "y", "b", {("t15", 1, 0): 1000.0}, **small)
     index = CostIndex(here, committed)
     want = here / "fulldata-base" / "full@base" / "t15-k0-s0.json"
     assert index.scaled(want) is None  # no record and no key: nothing to go by
