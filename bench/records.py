@@ -132,6 +132,17 @@ def times_partial(record: dict[str, Any]) -> bool:
     return isinstance(resumed, dict) and resumed.get("earlier_train_s") is None
 
 
+def set_aside(path: Path, suffix: str) -> Path:
+    """Move ``path`` to ``<name><suffix>`` (``.corrupt``, ``.stale``), or ``<name><suffix>.N`` where an earlier copy
+    is there already (it is kept, not overwritten); returns where it went."""
+    aside, n = path.with_name(path.name + suffix), 0
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}{suffix}.{n}")
+    path.replace(aside)
+    return aside
+
+
 def read_record(path: Path, on_corrupt: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     """A record, or None if it can't be read as one: then it is moved aside to ``<name>.corrupt``
     (so it never counts as done, and nothing is lost) and ``on_corrupt`` hears which file and why."""
@@ -141,13 +152,8 @@ def read_record(path: Path, on_corrupt: Callable[[str], None] | None = None) -> 
             raise ValueError("not a result record (no f1_per_episode)")
         return record
     except (OSError, ValueError) as err:
-        aside = path.with_name(path.name + ".corrupt")
-        n = 0
-        while aside.exists():  # an earlier corruption's copy is kept, not overwritten
-            n += 1
-            aside = path.with_name(f"{path.name}.corrupt.{n}")
         try:
-            path.replace(aside)
+            aside = set_aside(path, ".corrupt")
         except OSError:
             aside = path
         if on_corrupt is not None:

@@ -38,6 +38,7 @@ from bench.records import (
     environment,
     provenance,
     read_record,
+    set_aside,
     write_record,
 )
 from bench.suites import Suite, check_selection, no_match, with_options
@@ -157,12 +158,8 @@ def stale_options(record: dict[str, Any], plan: CellPlan) -> dict[str, tuple[Any
 def keep_stale(path: Path) -> None:
     """Move a stale record (and its traces) aside before its cell's new record is written: nothing is lost."""
     for old in (path, path.with_suffix(".trace.json")):
-        aside, n = old.with_name(old.name + STALE_SUFFIX), 0
-        while aside.exists():  # an earlier stale copy is kept, not overwritten
-            n += 1
-            aside = old.with_name(f"{old.name}{STALE_SUFFIX}.{n}")
         if old.exists():
-            old.replace(aside)
+            set_aside(old, STALE_SUFFIX)
 
 
 def _check_episodes(todo: list[CellPlan], by_name: dict[str, Domain], opts: RunOptions) -> None:
