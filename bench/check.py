@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.records import environment, provenance, read_record, write_text_atomic
-from bench.runner import RunOptions, check_device, run_cell, select, stale_options, write_cell
+from bench.records import environment, provenance, write_text_atomic
+from bench.runner import RunOptions, check_device, run_cell, select, stale_record, write_cell
 from bench.suites import Suite
 from fewshot_ner.encoder import check_encoder
 
@@ -92,8 +92,8 @@ def check_suite(
         return {"method": plan.label, "target": plan.cell.target, "K": plan.cell.k, "seed": plan.cell.seed}
 
     for plan in todo:  # a committed record its row no longer declares fails without a rerun: rerun it with bench run
-        record = read_record(plan.path) if plan.path.exists() else None
-        if record is not None and (stale := stale_options(record, plan)):
+        if found := stale_record(plan):
+            record, stale = found
             said = ", ".join(f"{k} {had!r}, the row {want!r}" for k, (had, want) in sorted(stale.items()))
             rows.append(row_of(plan) | {"committed F1": round(record["f1"], 4), "status": f"STALE ({said})"})
 

@@ -138,13 +138,15 @@ def is_done(plan: CellPlan, opts: RunOptions) -> bool:
     return True
 
 
-def _existing(path: Path) -> dict[str, Any] | None:
-    """The record at ``path`` if one reads there (no note, nothing moved: a listing only looks)."""
+def stale_record(plan: CellPlan) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]] | None:
+    """The plan's record and where it is stale (``stale_options``), if a record reads at its path and is stale;
+    nothing noted or moved: a listing (``--dry-run``, ``bench check``) only looks."""
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(plan.path.read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    stale = stale_options(record, plan) if isinstance(record, dict) else {}
+    return (record, stale) if stale else None
 
 
 STALE_SUFFIX = ".stale"  # a record its cell's rerun replaced because its configuration is no longer the row's
@@ -223,8 +225,8 @@ def plan_suite(suite: Suite, opts: RunOptions) -> list[dict[str, Any]]:
         if checkpoint is not None and checkpoint.is_file():  # a cell cut short: its training goes on from there
             saved = dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.timezone.utc)
             state = f"todo, resumes from its checkpoint of {saved.isoformat(timespec='minutes')}"
-        elif state == "todo" and not holder and (record := _existing(path)) and (stale := stale_options(record, plan)):
-            state = f"todo, stale ({', '.join(stale)})"  # its record ran another configuration: it reruns
+        elif state == "todo" and not holder and (found := stale_record(plan)):
+            state = f"todo, stale ({', '.join(found[1])})"  # its record ran another configuration: it reruns
         rows.append(
             {
                 "method": plan.label,
