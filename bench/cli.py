@@ -273,10 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.quick:
         from bench.records import ROOT
 
-        opts.quick = True
-        opts.eval_episodes = args.episodes or QUICK_EPISODES  # source episodes: quick_train_episodes(K), by the plan
-        opts.seeds = opts.seeds or suite.seeds[:1]
-        opts.results_dir = results_dir or ROOT / "results-quick"
+        _plan_quick(opts, suite, args.episodes, results_dir or ROOT / "results-quick")
     if args.dry_run:
         from bench.runner import plan_suite
 
@@ -372,6 +369,16 @@ def _seconds(value: float | None, estimate: bool, scaled: bool = False) -> str:
     return f"{'≈' if scaled else '~'}{value:.0f}" if estimate else f"{value:.0f}"
 
 
+def _plan_quick(opts: Any, suite: Any, episodes: int | None, results_dir: Path) -> None:
+    """``opts`` planning ``--quick`` cells, for ``bench run`` and ``bench check`` alike: each method's quick budget,
+    the first ``episodes`` (default ``QUICK_EPISODES``) test episodes, the suite's first seed unless seeds were
+    chosen; source episodes come from ``quick_train_episodes(K)``, by the plan."""
+    opts.quick = True
+    opts.eval_episodes = episodes or QUICK_EPISODES
+    opts.seeds = opts.seeds or suite.seeds[:1]
+    opts.results_dir = results_dir
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bench.check import check_suite
     from bench.runner import RunOptions
@@ -391,10 +398,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.quick:  # the cells as `bench run --quick` plans them (its budget, episodes and seed)
         from bench.records import QUICK_REFERENCE_DIR
 
-        opts.quick = True
-        opts.eval_episodes = QUICK_EPISODES
-        opts.seeds = opts.seeds or suite.seeds[:1]
-        opts.results_dir = QUICK_REFERENCE_DIR
+        _plan_quick(opts, suite, None, QUICK_REFERENCE_DIR)
     if args.results_dir:
         opts.results_dir = Path(args.results_dir)
     rows, ok = check_suite(suite, opts, args.tolerance, args.adopt)
