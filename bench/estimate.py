@@ -159,10 +159,8 @@ class CostIndex:
         want: Where = (match["target"], int(match["k"]))
         own = self.row(path.parent)
         options = cell.options if cell is not None else None
-        if own.method is None or not own.medians:
-            return self.twin_scaled(want, cell) if cell is not None else None
         best: tuple[tuple[bool, int], float, str] | None = None  # ((same options, rows the ratio rests on), s, basis)
-        for have, seconds in sorted(own.medians.items()):
+        for have, seconds in sorted(own.medians.items()) if own.method is not None else []:
             same = options is None or own.options.get(have) == {_options_key(options)}
             ratios = []
             for folder in self._all_rows:
@@ -176,9 +174,9 @@ class CostIndex:
                 other = "" if same else "; its cells ran other options than this one"
                 basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.method}{other})"
                 best = ((same, len(ratios)), seconds * ratio, basis)
-        if best is None:
-            return self.twin_scaled(want, cell) if cell is not None else None
-        return best[1], best[2]
+        if best is not None:
+            return best[1], best[2]
+        return self.twin_scaled(want, cell) if cell is not None else None
 
     def twin_scaled(self, want: Where, cell: CellKey) -> tuple[float, str] | None:
         """Seconds for a cell of a row that has finished nothing: its twin's median at the same (target, K) (the
