@@ -158,7 +158,10 @@ def stale_options(record: dict[str, Any], plan: CellPlan) -> dict[str, tuple[Any
 
 
 def keep_stale(path: Path) -> None:
-    """Move a stale record (and its traces) aside before its cell's new record is written: nothing is lost."""
+    """Move a stale record (and its traces) aside before its cell's new record is written: nothing is lost.
+    Without a record there, nothing moves."""
+    if not path.exists():
+        return
     for old in (path, path.with_suffix(".trace.json")):
         if old.exists():
             set_aside(old, STALE_SUFFIX)
@@ -270,7 +273,7 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
         from bench.cluster import run_on_dask
 
         def write(plan: CellPlan, record: dict, traces: list[dict], env: dict) -> Path:
-            if plan.path.exists() and not opts.force:
+            if not opts.force:
                 keep_stale(plan.path)
             return write_cell(plan, record, traces, meta | {"env": env, "worker": "dask"})
 
@@ -297,7 +300,7 @@ def run_suite(suite: Suite, opts: RunOptions) -> list[Path]:
                 written.append(plan.path)
             else:
                 record, traces = run_cell(plan, by_name, opts)
-                if plan.path.exists() and not opts.force:
+                if not opts.force:
                     keep_stale(plan.path)
                 written.append(write_cell(plan, record, traces, meta | {"env": environment()}))  # threads at the end
         left -= seconds
