@@ -45,14 +45,14 @@ for s in 0 1 2 3 4; do
   run --suite base --method "ProtoNet text+image" --method "WPZ text+image" --method "SpanNER text+image" --target twitter2015 --k 1 --seeds $s
 done
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2015 --k 5 --seeds $s; done
-# 5. The full-data ceiling at base size (3 cells, about as long as a base source training each), before item 4,
-# which is long and runs as far as compute allows.
-run --suite fulldata-base
 # The few-shot peers (NNShot, StructShot share BERT+CRF transfer's cached source tagger; CONTaiNER trains its
 # own): their probes (above, or here if worker b has not run them), then table3 at MiniLM (about 6.5 h: it
-# completes their issue, so it goes before item 4).
+# completes their issue, so it goes before items 5 and 4; its cells are minutes long, so a session's end cuts little).
 run --suite probes "${PEER_PROBES[@]}"
 for s in 0 1 2 3 4; do run --suite table3 --method NNShot --method StructShot --method CONTaiNER --seeds $s; done
+# 5. The full-data ceiling at base size (3 cells of about 1.3 h, each one source training), before item 4,
+# which is long and runs as far as compute allows.
+run --suite fulldata-base
 # 4. T15 -> T17 (824 source episodes: about 2.7x a T17 -> T15 cell), 1 shot then 5 shots.
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 1 --seeds $s; done
 for s in 0 1 2 3 4; do run --suite base "${ROWS[@]}" --target twitter2017 --k 5 --seeds $s; done
