@@ -37,6 +37,10 @@ The source training of ``transfer`` depends on neither K nor the episodes, so it
 disk (``$MFNER_CACHE/transfer``), keyed by everything that decides them (the method, its
 configuration, the encoder's weights, the seed, the source sentences, torch's version, device and
 thread count): the 5-shot cells of a seed load what its 1-shot cells trained, bit for bit.
+
+Source training (``transfer`` and ``fulldata``) saves its state to the cell's checkpoint (``ctx.checkpoint``)
+every few minutes, as the episodic trainer does: a cell cut short goes on where it stopped, to the same
+weights bit for bit (a full-data cell at base size trains for over an hour).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -61,12 +66,51 @@ from fewshot_ner.labels import bio_labels, canonical_label, tag_tensor
 from fewshot_ner.method import METHODS, ConfiguredMethod, Input, RunContext, SourceTask, check_input, derived_seed
 from fewshot_ner.metrics import episode_f1
 from fewshot_ner.paths import atomic_path, cache_dir, computed_once
-from fewshot_ner.trainer import restore, snapshot
+from fewshot_ner.trainer import LoopCheckpoint, restore, snapshot
 
 CANONICAL_TYPES = ("PER", "LOC", "ORG", "MISC")
 
 
 WordsFn = Callable[[list[Sentence], str], Padded]
+
+
+@runtime_checkable
+class PassHook(Protocol):
+    """What a supervised loop calls after each pass (``_steps``' ``after``), with the state a checkpoint keeps."""
+
+    def __call__(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class BestOnValid:
+    """The full-data protocol's model selection, as a ``PassHook``: after each pass, ``score`` (F1 on the valid
+    split); the weights of ``modules`` after the best pass so far are kept (the first of equal passes)."""
+
+    def __init__(self, score: Callable[[], float], modules: tuple[nn.Module, ...]) -> None:
+        self.score, self.modules = score, modules
+        self.scores: list[float] = []
+        self.best: list[dict[str, Tensor]] = []
+
+    def __call__(self) -> None:
+        f1 = self.score()
+        if not self.scores or f1 > max(self.scores):
+            self.best = [snapshot(m) for m in self.modules]
+        self.scores.append(f1)
+
+    def restore_best(self) -> None:
+        if not self.best:
+            raise RuntimeError("no pass was scored on the valid split")
+        for module, saved in zip(self.modules, self.best, strict=True):
+            restore(module, saved)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scores": self.scores, "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scores, self.best = list(state["scores"]), list(state["best"])
 
 
 def cached_words(features: LiveFeatures, sentences: list[Sentence], views: tuple[str, ...]) -> WordsFn:
@@ -217,10 +261,16 @@ class BertCRF(ConfiguredMethod):
         generator: torch.Generator,
         train_layers: TrainLayers = None,
         every: int = 0,
-        after: Callable[[], None] | None = None,
-    ) -> list[float]:
+        after: Callable[[], None] | PassHook | None = None,
+        checkpoint: Path | None = None,
+    ) -> tuple[list[float], dict[str, Any]]:
         """``n_steps`` Adam steps on batches drawn without replacement (reshuffled when used up); with ``after``,
-        it is called after every ``every`` steps with the encoder in eval mode (one optimizer throughout)."""
+        it is called after every ``every`` steps with the encoder in eval mode (one optimizer throughout).
+
+        ``checkpoint``: the loop saves there every few minutes (``LoopCheckpoint``) and resumes from what it finds:
+        the weights, Adam, the batch order still to come, ``generator``'s and the global random states, and
+        ``after``'s state (a ``PassHook``). Returns the losses and the resumed part of a fit report ({} if fresh).
+        """
         groups = [{"params": list(head.parameters()), "lr": lrs[1]}]
         trained = self.encoder.trainable(train_layers, lrs[0] > 0)
         if trained:
@@ -228,7 +278,15 @@ class BertCRF(ConfiguredMethod):
         opt = torch.optim.Adam(groups)
         params = [p for g in groups for p in g["params"]]
         order: list[int] = []
-        losses = []
+        losses: list[float] = []
+        saver = LoopCheckpoint(checkpoint, params, opt, (len(sentences), n_steps)) if checkpoint else None
+        hook = after if isinstance(after, PassHook) else None
+
+        def state() -> dict[str, Any]:
+            """Where the loop stands after a step: what ``saver`` keeps beside the tensors."""
+            kept = {"steps": len(losses), "losses": losses, "order": order, "generator": generator.get_state()}
+            return kept | {"after": hook.state_dict() if hook is not None else {}}
+
         words: WordsFn = self.features
         if not trained:  # the encoder is frozen for these steps: its word vectors are computed once, not per step
             self.encoder.eval()
@@ -237,7 +295,12 @@ class BertCRF(ConfiguredMethod):
             self.encoder.train()
         with torch.random.fork_rng(devices=[]):  # dropout draws from a seed of this episode, not the global stream
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            for _ in range(n_steps):
+            if saver is not None and (saved := saver.resume()) is not None:  # the global random state is back too
+                losses, order = list(saved["losses"]), list(saved["order"])
+                generator.set_state(saved["generator"])
+                if hook is not None:
+                    hook.load_state_dict(saved["after"])
+            for _ in range(len(losses), n_steps):
                 if len(order) < batch_size:
                     order += torch.randperm(len(sentences), generator=generator).tolist()
                 batch, order = [sentences[i] for i in order[:batch_size]], order[batch_size:]
@@ -252,8 +315,12 @@ class BertCRF(ConfiguredMethod):
                     after()
                     if trained:
                         self.encoder.train()
+                if saver is not None and saver.due():
+                    saver.save(state())
+            if saver is not None and saver.whole_fit_worth_saving():  # the whole fit, should the rest fail
+                saver.save(state())
         self.encoder.eval()
-        return losses
+        return losses, saver.resumed_report() if saver is not None else {}
 
     def _source_steps(
         self,
@@ -262,10 +329,11 @@ class BertCRF(ConfiguredMethod):
         labels: tuple[str, ...],
         passes: int,
         generator: torch.Generator,
-        after_each_pass: Callable[[], None] | None = None,
-    ) -> list[float]:
+        after_each_pass: PassHook | None = None,
+    ) -> tuple[list[float], dict[str, Any]]:
         """``passes`` passes over ``sentences`` with source training's batch size, rates and trained layers
-        (the ``transfer`` and ``fulldata`` protocols); ``after_each_pass`` as ``_steps``' ``after``."""
+        (the ``transfer`` and ``fulldata`` protocols), saving to the cell's checkpoint; ``after_each_pass`` and
+        what it returns as ``_steps``'."""
         per_pass = -(-len(sentences) // self.cfg.transfer_batch_size)
         return self._steps(
             head,
@@ -278,6 +346,7 @@ class BertCRF(ConfiguredMethod):
             self.cfg.transfer_train_layers,
             every=per_pass,
             after=after_each_pass,
+            checkpoint=self.ctx.checkpoint,
         )
 
     def fit(self, sources: list[SourceTask]) -> None:
@@ -308,18 +377,19 @@ class BertCRF(ConfiguredMethod):
                     "load_s": round(time.perf_counter() - t0, 1),
                 }
                 return
-            losses = self._source_steps(self.source_head, sentences, labels, self.cfg.transfer_epochs, generator)
+            losses, resumed = self._source_steps(
+                self.source_head, sentences, labels, self.cfg.transfer_epochs, generator
+            )
             self._report = {
                 "transfer_sentences": len(sentences),
                 "transfer_steps": len(losses),
                 "mean_nll_last_100": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4),
                 "fit_s": round(time.perf_counter() - t0, 1),
             }
-            saved = {
-                "encoder": snapshot(self.encoder),
-                "head": snapshot(self.source_head),
-                "report": json.dumps(self._report),
-            }
+            # a cell that loads the weights resumed nothing (its report must not say so); they took all the training
+            whole = self._report | {"fit_s": round(self._report["fit_s"] + resumed.get("earlier_train_s", 0.0), 1)}
+            saved = {"encoder": snapshot(self.encoder), "head": snapshot(self.source_head), "report": json.dumps(whole)}
+            self._report |= resumed
             with atomic_path(path) as tmp:  # a worker reading the cache sees the whole file or none
                 torch.save(saved, tmp)
 
@@ -363,26 +433,18 @@ class BertCRF(ConfiguredMethod):
         labels = bio_labels(parts["train"].types)
         generator = torch.Generator().manual_seed(derived_seed(self.ctx.seed, "fulldata"))
         head = self.source_head = TagHead(self.encoder.hidden_size, len(labels), generator).to(self.ctx.torch_device)
-        valid_f1: list[float] = []
-        best: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None
-
-        def check_valid() -> None:
-            nonlocal best
-            f1 = round(episode_f1([s.tags for s in valid], self._decode(head, valid, labels)), 4)
-            if not valid_f1 or f1 > max(valid_f1):  # the first of equal passes is kept
-                best = (snapshot(self.encoder), snapshot(head))
-            valid_f1.append(f1)
-
-        self._source_steps(head, train, labels, self.cfg.fulldata_epochs, generator, after_each_pass=check_valid)
-        assert best is not None
-        restore(self.encoder, best[0])
-        restore(head, best[1])
+        keep = BestOnValid(
+            lambda: round(episode_f1([s.tags for s in valid], self._decode(head, valid, labels)), 4),
+            (self.encoder, head),
+        )
+        _, resumed = self._source_steps(head, train, labels, self.cfg.fulldata_epochs, generator, after_each_pass=keep)
+        keep.restore_best()
         self._report = {
             "train_sentences": len(train),
-            "valid_f1_per_epoch": valid_f1,
-            "epochs_kept": 1 + valid_f1.index(max(valid_f1)),
+            "valid_f1_per_epoch": keep.scores,
+            "epochs_kept": 1 + keep.scores.index(max(keep.scores)),
             "fit_s": round(time.perf_counter() - t0, 1),
-        }
+        } | resumed
 
     @torch.no_grad()
     def _decode(self, head: TagHead, sentences: list[Any], labels: tuple[str, ...], batch: int = 64) -> list[list[str]]:

@@ -103,8 +103,7 @@ def train_episodic(
     """
     if not episodes:
         raise ValueError("no source episodes to meta-train on")
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    save_every_s = CHECKPOINT_EVERY_S if save_every_s is None else save_every_s
+    t0 = time.perf_counter()
     rng = random.Random(shuffle_seed)
     opt = torch.optim.Adam(param_groups)
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -115,24 +114,20 @@ def train_episodic(
     pass_losses: list[float] = []
     steps = 0
     first_epoch, first_i, total = 0, 0, 0.0
-    shape = (len(episodes), total_steps)  # a checkpoint of another loop is refused
-    resumed = _load_checkpoint(checkpoint, params, opt, shape) if checkpoint else None
-    # training seconds of earlier processes, up to their last save (None: a checkpoint saved before they were kept)
-    earlier: dict[str, float] | None = {"wall_s": 0.0, "cpu_s": 0.0}
+    # (source episodes, planned steps): a checkpoint of another loop is refused
+    saver = LoopCheckpoint(checkpoint, params, opt, (len(episodes), total_steps), save_every_s) if checkpoint else None
+    resumed = saver.resume() if saver else None
     if resumed is not None:
-        earlier = resumed.get("elapsed")
         first_epoch, first_i, steps, total = resumed["epoch"], resumed["next_i"], resumed["steps"], resumed["total"]
         pass_losses = list(resumed["pass_losses"])
         rng.setstate(resumed["rng_before_pass"])
 
     def save(epoch: int, next_i: int, total: float, rng_before_pass: Any) -> None:
         """The loop's place (the pass, its next episode, the order's random state before the pass) and the rest."""
-        assert checkpoint is not None
+        assert saver is not None
         state = {"epoch": epoch, "next_i": next_i, "steps": steps, "total": total, "pass_losses": pass_losses}
-        state |= {"rng_before_pass": rng_before_pass, "elapsed": _elapsed(earlier, t0, cpu0)}
-        _save_checkpoint(checkpoint, params, opt, shape, state)
+        saver.save(state | {"rng_before_pass": rng_before_pass})
 
-    last_save = time.perf_counter()
     for epoch in range(first_epoch, n_passes):
         rng_before_pass = rng.getstate()
         order = list(episodes)
@@ -165,15 +160,14 @@ def train_episodic(
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 steps += 1
-                if checkpoint is not None and time.perf_counter() - last_save >= save_every_s:
+                if saver is not None and saver.due():
                     save(epoch, i + 1, total, rng_before_pass)
-                    last_save = time.perf_counter()
             bar.update()
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{total / (i + 1):.3f}")
         bar.close()
         pass_losses.append(total / len(order))
-    if checkpoint is not None and time.perf_counter() - t0 >= save_every_s:  # the whole fit, should the rest fail
+    if saver is not None and saver.whole_fit_worth_saving():  # the whole fit, should the rest fail
         save(n_passes, 0, 0.0, rng.getstate())
     report = {
         "train_episodes": len(episodes),
@@ -182,22 +176,76 @@ def train_episodic(
         "mean_query_nll_per_pass": [round(x, 4) for x in pass_losses],
         "fit_s": round(time.perf_counter() - t0, 1),
     }
-    if resumed is not None:  # and what the earlier processes trained before their last save, in seconds
-        report["resumed_at_step"] = resumed["steps"]
-        if earlier is not None:
-            report["earlier_train_s"] = round(earlier["wall_s"], 1)
-            report["earlier_train_cpu_s"] = round(earlier["cpu_s"], 1)
+    if saver is not None:
+        report |= saver.resumed_report()
     return report
 
 
-def _elapsed(earlier: dict[str, float] | None, t0: float, cpu0: float) -> dict[str, float] | None:
-    """Training seconds so far, wall and CPU, this process's added to the earlier processes' (None if unknown)."""
-    if earlier is None:
-        return None
-    return {
-        "wall_s": earlier["wall_s"] + time.perf_counter() - t0,
-        "cpu_s": earlier["cpu_s"] + time.process_time() - cpu0,
-    }
+class LoopCheckpoint:
+    """Save and resume for a training loop: after an optimizer step once ``every_s`` seconds (default
+    ``CHECKPOINT_EVERY_S``) have passed since the last save, the trained parameters, Adam's state, the global
+    random state and the loop's own ``state`` (its place, its random streams: what it needs to go on) are written
+    to ``path``; ``resume`` puts them back. ``shape`` names the loop (a checkpoint of another is refused). The
+    caller removes the file when its work is safe. The episodic trainer and BERT+CRF's supervised passes use it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        params: list[torch.nn.Parameter],
+        opt: torch.optim.Optimizer,
+        shape: tuple[int, int],
+        every_s: float | None = None,
+    ) -> None:
+        self.path, self.params, self.opt, self.shape = path, params, opt, shape
+        self.every_s = CHECKPOINT_EVERY_S if every_s is None else every_s
+        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
+        self.last_save = self.t0
+        # training seconds of earlier processes, up to their last save (None: a checkpoint saved before they were kept)
+        self.earlier: dict[str, float] | None = {"wall_s": 0.0, "cpu_s": 0.0}
+        self.resumed_at: int | None = None
+
+    def resume(self) -> dict | None:
+        """The saved ``state`` (the parameters, Adam and the global random state put back), or None: no file, or one
+        that can't be read or belongs to another loop (a warning says so; it is removed, the loop starts afresh)."""
+        saved = _load_checkpoint(self.path, self.params, self.opt, self.shape)
+        if saved is not None:
+            self.earlier = saved.get("elapsed")
+            self.resumed_at = int(saved["steps"])
+        return saved
+
+    def due(self) -> bool:
+        """Whether ``every_s`` seconds have passed since the last save (or the loop's start)."""
+        return time.perf_counter() - self.last_save >= self.every_s
+
+    def whole_fit_worth_saving(self) -> bool:
+        """Whether the loop ran long enough (``every_s``) for its end to be saved, so a process that dies before
+        its work is safe trains nothing again."""
+        return time.perf_counter() - self.t0 >= self.every_s
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write ``state`` (it holds ``steps``, the optimizer steps done) with the loop's tensors and seconds."""
+        _save_checkpoint(self.path, self.params, self.opt, self.shape, state | {"elapsed": self._elapsed()})
+        self.last_save = time.perf_counter()
+
+    def resumed_report(self) -> dict[str, Any]:
+        """For a fit report: the step it resumed at and the earlier processes' training seconds; {} if fresh."""
+        if self.resumed_at is None:
+            return {}
+        report: dict[str, Any] = {"resumed_at_step": self.resumed_at}
+        if self.earlier is not None:
+            report["earlier_train_s"] = round(self.earlier["wall_s"], 1)
+            report["earlier_train_cpu_s"] = round(self.earlier["cpu_s"], 1)
+        return report
+
+    def _elapsed(self) -> dict[str, float] | None:
+        """Training seconds so far, wall and CPU, this process's added to the earlier ones' (None if unknown)."""
+        if self.earlier is None:
+            return None
+        return {
+            "wall_s": self.earlier["wall_s"] + time.perf_counter() - self.t0,
+            "cpu_s": self.earlier["cpu_s"] + time.process_time() - self.cpu0,
+        }
 
 
 def _save_checkpoint(

@@ -272,3 +272,67 @@ def test_a_cell_whose_checkpoint_is_set_aside_is_not_called_resumed(
     record = json.loads(path.read_text())
     assert "resumed" not in record and "resumed_at_step" not in record["fit_report"]
     assert not checkpoint.exists() and not checkpoint.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize("protocol", ["transfer", "fulldata"])
+def test_bert_crf_source_training_cut_short_resumes_to_the_same_weights(
+    tiny_model_dir, tmp_path, monkeypatch, protocol
+):
+    """BERT+CRF's supervised passes (source training, the full-data ceiling) resume as the episodic trainer does:
+    the batch order still to come, both random streams and (full data) the best pass so far on valid come back."""
+    from baselines.bert_crf import BertCRF
+    from fewshot_ner.conformance import tiny_domain
+
+    monkeypatch.setattr("fewshot_ner.trainer.CHECKPOINT_EVERY_S", 0.0)
+    if protocol == "transfer":
+        sources = [SourceTask(tiny_domain("ck-src", 40, 21), [])]
+    else:
+        sources = [SourceTask(tiny_domain("ck-train", 40, 22), []), SourceTask(tiny_domain("ck-valid", 12, 23), [])]
+    steps_per_pass = 3  # 40 sentences, batches of 16
+
+    def fit(cache: str, checkpoint=None, stop_after: int | None = None) -> BertCRF:
+        monkeypatch.setenv("MFNER_CACHE", str(tmp_path / cache))  # each fit trains: no cached source weights
+        torch.manual_seed(0)
+        ctx = RunContext(seed=5, encoder=str(tiny_model_dir), progress=False, checkpoint=checkpoint)
+        method = BertCRF(
+            ctx,
+            protocol=protocol,
+            steps=0,
+            transfer_epochs=3,
+            fulldata_epochs=3,
+            transfer_encoder_lr=1e-2,
+            input="text",
+        )
+        real, calls = method.batch_loss, [0]
+
+        def loss(*args):
+            if stop_after is not None and calls[0] == stop_after:
+                raise Stop
+            calls[0] += 1
+            return real(*args)
+
+        method.batch_loss = loss  # type: ignore[method-assign]
+        method.fit(sources)
+        return method
+
+    whole = fit("whole")
+    path = tmp_path / "cell.pt"
+    with pytest.raises(Stop):  # in the second pass: its first step done, the first pass scored on valid
+        fit("cut", path, stop_after=steps_per_pass + 1)
+    assert path.is_file()
+    resumed = fit("resumed", path)
+    report = resumed.fit_report()
+    assert report["resumed_at_step"] == steps_per_pass + 1 and report["earlier_train_s"] >= 0
+    assert "resumed_at_step" not in whole.fit_report()
+    for a, b in ((whole.encoder, resumed.encoder), (whole.source_head, resumed.source_head)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    if protocol == "fulldata":
+        assert len(report["valid_f1_per_epoch"]) == 3
+        assert report["valid_f1_per_epoch"] == whole.fit_report()["valid_f1_per_epoch"]
+        assert report["epochs_kept"] == whole.fit_report()["epochs_kept"]
+    else:  # the weights it leaves for the seed's other cells: a cell that loads them resumed nothing
+        (cached,) = (tmp_path / "resumed" / "transfer").glob("*.pt")
+        saved = json.loads(torch.load(cached, weights_only=True)["report"])
+        assert "resumed_at_step" not in saved and saved["transfer_steps"] == 3 * steps_per_pass
+        loaded = fit("resumed")
+        assert "resumed_at_step" not in loaded.fit_report() and "loaded_from_cache" in loaded.fit_report()
