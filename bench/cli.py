@@ -303,9 +303,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             bases = sorted({(r["method"], r["target"], r["K"], r["basis"]) for r in scaled})
             if bases:
                 print("'≈': the row's median at another target or K, times the median ratio of the two over the")
-                print("other rows of the same method (any suite or encoder) that have finished both; for a row that")
-                print("has finished nothing, its twin's (the same row at another encoder or precision) times the")
-                print("median ratio of the two settings over the same method's cells that ran at both:")
+                print("other rows of the same method and protocol (any suite or encoder) that have finished both;")
+                print("for a row that has finished nothing, its twin's (the same row at another encoder or precision)")
+                print("times the median ratio of the two settings over the same method's cells that ran at both:")
                 for method, target, k, basis in bases:
                     print(f"  {method} {target} K={k}: {basis}")
         return 0

@@ -3,11 +3,11 @@
 A cell's expected seconds are the median of the finished cells of its row, target and K (here or
 committed). A cell with none, such as the first 5-shot or T15 -> T17 cell of a new grid row, is
 scaled from its own row: the row's median at another (target, K) it has finished, times the median
-ratio between those two (target, K) over the other rows of the same method that have finished both
-(any suite, any encoder: what moving from one target or K to the other costs that method); a (target, K)
-whose cells ran the cell's own options is the preferred basis. A row that has finished nothing is scaled from its
-twin (the same suite row label at another encoder or precision) by the median ratio of the two settings over the
-same method's cells that ran at both. Without either it stays unknown.
+ratio between those two (target, K) over the other rows of the same method (and protocol, where it has
+one) that have finished both (any suite, any encoder: what moving from one target or K to the other costs
+that method); a (target, K) whose cells ran the cell's own options is the preferred basis. A row that has
+finished nothing is scaled from its twin (the same suite row label at another encoder or precision) by the
+median ratio of the two settings over the same method's cells that ran at both. Without either it stays unknown.
 """
 
 from __future__ import annotations
@@ -72,6 +72,13 @@ class _Row:
     options: dict[Where, set[str]] = field(default_factory=dict)  # (target, K) -> its cells' method options (JSON)
     label: str | None = None  # the suite's row label (the record's ``row``), untagged by encoder or precision
     setting: Setting | None = None
+    protocol: str | None = None  # the record's ``config["protocol"]``, where the method has one (BERT+CRF's)
+
+    @property
+    def kind(self) -> str | None:
+        """What a row's cost scales like: its method, and the protocol where it has one (BERT+CRF's support cells
+        cost their test episodes, its transfer cells a source training: their ratios between targets differ)."""
+        return self.method if self.protocol is None else f"{self.method} ({self.protocol})"
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,7 @@ class CostIndex:
         if key not in self._rows:
             seconds: dict[Where, dict[str, float]] = {}
             options: dict[Where, set[str]] = {}
-            method = label = setting = None
+            method = label = setting = protocol = None
             for base in self._both(folder):
                 for path in sorted(base.glob("*-k*-s*.json")) if base.is_dir() else []:
                     match = CELL_FILE.match(path.name)
@@ -124,8 +131,10 @@ class CostIndex:
                     options.setdefault(where, set()).add(_options_key(data.get("options")))
                     if method is None and isinstance(data.get("method"), str):
                         method, label, setting = data["method"], data.get("row"), _setting(data)
+                        config = data.get("config")
+                        protocol = config.get("protocol") if isinstance(config, dict) else None
             medians = {where: float(np.median(list(by_name.values()))) for where, by_name in seconds.items()}
-            self._rows[key] = _Row(method, medians, options, label, setting)
+            self._rows[key] = _Row(method, medians, options, label, setting, protocol)
         return self._rows[key]
 
     def _both(self, folder: Path) -> list[Path]:
@@ -165,14 +174,14 @@ class CostIndex:
             ratios = []
             for folder in self._all_rows:
                 other = self.row(folder)
-                if folder.resolve() == path.parent.resolve() or other.method != own.method:
+                if folder.resolve() == path.parent.resolve() or other.kind != own.kind:
                     continue
                 if want in other.medians and have in other.medians:
                     ratios.append(other.medians[want] / other.medians[have])
             if ratios and (best is None or (same, len(ratios)) > best[0]):
                 ratio = float(np.median(ratios))
                 other = "" if same else "; its cells ran other options than this one"
-                basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.method}{other})"
+                basis = f"{have[0]} K={have[1]} x {ratio:.2f} ({len(ratios)} row(s) of {own.kind}{other})"
                 best = ((same, len(ratios)), seconds * ratio, basis)
         if best is not None:
             return best[1], best[2]

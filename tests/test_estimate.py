@@ -71,6 +71,21 @@ def test_the_basis_that_ran_the_cells_options_is_preferred(results):
     assert basis == "t15 K=1 x 2.50 (3 row(s) of m; its cells ran other options than this one)"
 
 
+def test_a_methods_protocols_scale_apart(tmp_path):
+    """BERT+CRF's support cells cost their test episodes, its transfer cells a source training: a support row's
+    T17 cell scales by the other support rows' T17/T15 ratio, not by the transfer rows' (twice the source)."""
+    here, committed = tmp_path / "results", tmp_path / "committed"
+    for name, protocol, t17 in (("sup", "support", 110.0), ("tr", "transfer", 400.0), ("tr2", "transfer", 420.0)):
+        cells = {("t15", 1, 0): 100.0 if protocol == "support" else 200.0, ("t17", 1, 0): t17}
+        _cells(here / "a" / name, "bert-crf", cells, config={"protocol": protocol})
+    _cells(here / "b" / "new", "bert-crf", {("t15", 1, 0): 50.0}, config={"protocol": "support"})
+    seconds, basis = CostIndex(here, committed).scaled(here / "b" / "new" / "t17-k1-s0.json")
+    assert seconds == pytest.approx(50.0 * 1.1) and basis == "t15 K=1 x 1.10 (1 row(s) of bert-crf (support))"
+    _cells(here / "b" / "plain", "m", {("t15", 1, 0): 50.0})  # a method without protocols: its name alone
+    _cells(here / "a" / "m", "m", {("t15", 1, 0): 10.0, ("t17", 1, 0): 30.0})
+    assert CostIndex(here, committed).scaled(here / "b" / "plain" / "t17-k1-s0.json")[1].endswith("(1 row(s) of m)")
+
+
 def test_a_row_with_no_cell_is_its_twin_at_another_setting_times_the_methods_setting_ratio(tmp_path):
     """fulldata-base's first cell: fulldata's row of the same label at MiniLM, times what mpnet-base in bf16 cost the
     same method's other rows that ran both settings (median over their shared (target, K))."""
