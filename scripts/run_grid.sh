@@ -12,7 +12,15 @@ B=${BENCH:-bench}
 W=${WORKER:-a}
 EXTRA=("$@")
 # --no-report: a worker leaves the reports to whoever commits (`bench report`), not a minute a call.
-run() { echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"; $B run --quiet --no-report "$@" "${EXTRA[@]}" | grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|resumes|error|warning|skip" || echo "!! failed or nothing new: $*"; }
+# Each call logs its cells' F1 lines and its count of new records; a call that fails says so with bench's exit status
+# (its traceback, on stderr, goes to the log unfiltered).
+run() {
+  echo "== $(date -u +%FT%TZ) bench $* ${EXTRA[*]}"
+  $B run --quiet --no-report "$@" "${EXTRA[@]}" |
+    grep --line-buffered -E "K=[0-9]+ seed=[0-9]+: F1|resumes|error|warning|skip|record\(s\), [0-9]+ new"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then echo "!! failed (exit $rc): $*"; fi
+}
 # The precision issue's paired F1 checks: MFNER fast in bf16 at MiniLM (T17 -> T15, 1 shot, 5 seeds, paired
 # in reports/ablations.md with MFNER and with MFNER fast in fp32), and at mpnet-base (the base suite's first
 # cells, paired with the committed fp32 MFNER@mpnet-base cells, seeds 0-2).
