@@ -113,8 +113,9 @@ def sentence_counts(record: pd.Series) -> np.ndarray | None:
 
 
 def cell_scores(record: pd.Series) -> dict[str, float] | None:
-    """Lenient F1 (mean over episodes) and seen/unseen F1 and counts of one record with predictions;
-    None where :func:`predicted_episodes` gives none."""
+    """Lenient F1 (mean over episodes), seen/unseen F1 and counts, and predicted entities over gold ones (a row
+    that tags nearly everything O shows as near 0) of one record with predictions; None where
+    :func:`predicted_episodes` gives none."""
     scored = predicted_episodes(record)
     if scored is None:
         return None
@@ -129,12 +130,13 @@ def cell_scores(record: pd.Series) -> dict[str, float] | None:
             totals[group] += c
         for etype, c in entity_counts(gold, tags, lambda _i, span: canonical_type(span[2])).items():
             by_type[etype] = by_type.get(etype, np.zeros(3, dtype=int)) + c
-    gold_all = totals["seen"][2] + totals["unseen"][2]
+    _, predicted_all, gold_all = totals["seen"] + totals["unseen"]  # (a prediction is seen or unseen, as gold)
     return {
         "lenient": float(np.mean(lenient)),
         "seen": float(micro_f1(totals["seen"])),
         "unseen": float(micro_f1(totals["unseen"])),
         "seen_share": 100.0 * totals["seen"][2] / gold_all if gold_all else float("nan"),
+        "predicted_ratio": predicted_all / gold_all if gold_all else float("nan"),
     } | {f"type:{t}": float(micro_f1(c)) for t, c in by_type.items() if c[2]}  # a type with gold entities in the cell
 
 
@@ -151,7 +153,8 @@ def scored_cells(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def breakdown_table(scored: pd.DataFrame) -> pd.DataFrame:
-    """Per (K, row, target) of ``scored_cells``: strict F1, lenient F1, seen F1, unseen F1, seen share of gold."""
+    """Per (K, row, target) of ``scored_cells``: strict F1, lenient F1, seen F1, unseen F1, seen share of gold,
+    and predicted entities over gold (mean over seeds)."""
     if scored.empty:
         return pd.DataFrame()
     return cell_table(
@@ -163,6 +166,7 @@ def breakdown_table(scored: pd.DataFrame) -> pd.DataFrame:
             "F1 seen": mean_std_text(grp.seen),
             "F1 unseen": mean_std_text(grp.unseen),
             "% gold seen": f"{grp.seen_share.mean():.1f}",
+            "predicted / gold": f"{grp.predicted_ratio.mean():.2f}",
         },
     )
 

@@ -419,7 +419,9 @@ def _breakdown_section(suite: Suite, rows: pd.DataFrame) -> str:
         "a row. Seen: query entities (and predictions) whose exact words occur as an entity of the same type in "
         f"{SEEN_IN.get(suite.protocol, SEEN_IN['leave-one-out'])} (OTHER = MISC); micro F1 over a cell's episodes, "
         "mean ± std over seeds; "
-        "'% gold seen': the share of gold query entities that are seen.\n\n"
+        "'% gold seen': the share of gold query entities that are seen; 'predicted / gold': the entities a row "
+        "predicted over the gold ones (mean over seeds; near 0, a row that tags nearly everything O; above 1, one "
+        "that predicts more entities than there are).\n\n"
         + tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
         + "\n\n## Entity types\n\n"
         "Strict F1 of each entity type, from the same predictions: micro over a cell's episodes, mean ± std over "

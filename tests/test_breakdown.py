@@ -49,6 +49,7 @@ def test_perfect_predictions_score_100_everywhere_and_the_seen_share_matches_a_c
     names = seen_names(SOURCES)
     gold = [(s.tokens[a:b], canonical_type(t)) for ep in episodes for s in ep.query for a, b, t in spans(s.tags)]
     assert scores["seen_share"] == pytest.approx(100.0 * sum(g in names for g in gold) / len(gold))
+    assert scores["predicted_ratio"] == 1.0
     types = {canonical_type(t) for ep in episodes for s in ep.query for _, _, t in spans(s.tags)}
     assert {k.removeprefix("type:") for k in scores if k.startswith("type:")} == types
     assert all(scores[f"type:{t}"] == 100.0 for t in types)
@@ -65,6 +66,28 @@ def test_dropping_one_type_zeroes_its_column_only():
     assert 0.0 < scores["seen"] < 100.0 or 0.0 < scores["unseen"] < 100.0
     table = type_table(scored_cells(pd.DataFrame([rec])))
     assert table.loc[0, "PER"] == "0.00" and table.loc[0, "LOC"] == "100.00" and table.loc[0, "target"] == "T17"
+
+
+def test_predicted_over_gold_counts_every_entity_a_row_predicts():
+    """All O: no entity predicted; every gold entity tagged and its first word again as an entity of its own: twice
+    as many predicted as gold (a count by hand over the episodes' spans)."""
+    assert cell_scores(record(lambda gold: ["O"] * len(gold))[0])["predicted_ratio"] == 0.0
+
+    def twice(gold: tuple[str, ...]) -> list[str]:  # B-X I-X ... becomes B-X B-X ...: the first word, then the rest
+        out = list(gold)
+        for start, end, etype in spans(gold):
+            if end - start > 1:
+                out[start + 1] = f"B-{etype}"
+        return out
+
+    rec, episodes = record(twice)
+    spans_all = [(a, b) for ep in episodes for s in ep.query for a, b, _ in spans(s.tags)]
+    predicted = sum(1 if b - a == 1 else 2 for a, b in spans_all)
+    assert cell_scores(rec)["predicted_ratio"] == pytest.approx(predicted / len(spans_all))
+    table = scored_cells(pd.DataFrame([rec]))
+    from bench.breakdown import breakdown_table
+
+    assert breakdown_table(table).loc[0, "predicted / gold"] == f"{predicted / len(spans_all):.2f}"
 
 
 def test_a_full_data_record_is_rescored_on_its_whole_test_split():
