@@ -130,6 +130,16 @@ def config_drift(record: dict[str, Any], method: str, method_options: dict[str, 
     return {k: (had.get(k), now.get(k)) for k in sorted(keys) if layers(k, had.get(k)) != layers(k, now.get(k))}
 
 
+def drift_phrase(key: str, had: Any, want: Any) -> str:
+    """One stale key in the words the runner's log, ``bench check`` and the reports all use."""
+    return f"{key} {had!r} where the row asks {want!r}"
+
+
+def describe_drift(drift: dict[str, tuple[Any, Any]]) -> str:
+    """A ``config_drift`` result as one phrase: ``similarity 'dot' where the row asks 'euclidean', ...``."""
+    return ", ".join(drift_phrase(k, had, want) for k, (had, want) in sorted(drift.items()))
+
+
 @dataclass(frozen=True)
 class CellPlan:
     """One selected cell with everything about it decided: what ``run_cell`` runs and what a record is filed as.

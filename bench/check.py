@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.cell import describe_drift
 from bench.records import environment, provenance, write_text_atomic
 from bench.runner import RunOptions, check_device, run_cell, select, stale_record, write_cell
 from bench.suites import Suite
@@ -94,8 +95,8 @@ def check_suite(
     for plan in todo:  # a committed record its row no longer declares fails without a rerun: rerun it with bench run
         if found := stale_record(plan):
             record, stale = found
-            said = ", ".join(f"{k} {had!r}, the row {want!r}" for k, (had, want) in sorted(stale.items()))
-            rows.append(row_of(plan) | {"committed F1": round(record["f1"], 4), "status": f"STALE ({said})"})
+            status = f"STALE ({describe_drift(stale)})"
+            rows.append(row_of(plan) | {"committed F1": round(record["f1"], 4), "status": status})
 
     if adopt_reproduced:
         current = [p for p in done if "predictions" in json.loads(p.path.read_text())]

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from bench import paper
 from bench.breakdown import breakdown_table, scored_cells, type_table
-from bench.cell import config_drift
+from bench.cell import config_drift, drift_phrase
 from bench.estimate import CELL_FILE
 from bench.methods import METHODS
 from bench.paired import AXIS_COLUMN, axis_table, declared_table, paired_table
@@ -509,7 +509,7 @@ def _stale_note(rows: pd.DataFrame) -> str:
     configurations is said, key by key; ``bench run`` reruns such a cell and keeps the old record aside."""
     if rows.empty or "config" not in rows:
         return ""
-    drifts: dict[str, Counter[str]] = {}  # label -> "key 'had' (now 'now')" -> records
+    drifts: dict[str, Counter[str]] = {}  # label -> drift_phrase -> records
     stale = 0
     for rec in rows.itertuples(index=False):
         path = Path(rec.path)
@@ -524,11 +524,12 @@ def _stale_note(rows: pd.DataFrame) -> str:
         drift = config_drift(record, rec.method, declared)
         stale += bool(drift)
         for key, (had, now) in drift.items():
-            drifts.setdefault(rec.label, Counter())[f"{key} {had!r} (now {now!r})"] += 1
+            drifts.setdefault(rec.label, Counter())[drift_phrase(key, had, now)] += 1
     if not stale:
         return ""
     said = "; ".join(
-        f"{label}: " + ", ".join(f"{what} in {n}" for what, n in by.items()) for label, by in drifts.items()
+        f"{label}: " + ", ".join(f"{what} ({n} record{'s' * (n > 1)})" for what, n in by.items())
+        for label, by in drifts.items()
     )
     return (
         f"{stale} of {len(rows)} records ran another configuration than their row declares now (stale: `bench run` "

@@ -22,6 +22,7 @@ from bench.cell import (  # noqa: F401 - re-exported: bench.runner is where call
     cell_domains,
     cell_label,
     config_drift,
+    describe_drift,
     plan_cell,
     row_label,
     run_cell,
@@ -129,9 +130,8 @@ def is_done(plan: CellPlan, opts: RunOptions) -> bool:
         )
         return False
     if stale := stale_options(record, plan):
-        said = ", ".join(f"{k} {had!r} where the row asks {want!r}" for k, (had, want) in sorted(stale.items()))
         opts.note(
-            f"warning: {path}: its record ran with {said}: it counts as not done (bench run reruns the cell and "
+            f"warning: {path}: its record ran with {describe_drift(stale)}: it counts as not done (bench run reruns the cell and "
             f"keeps this record as {path.name}{STALE_SUFFIX})"
         )
         return False

@@ -63,7 +63,7 @@ def test_check_fails_on_a_stale_record_without_rerunning_it(suite, tiny_model_di
     moved = with_methods(suite, MethodSpec("proto", "proto-frozen", {"similarity": "cosine"}))
     rows, ok = check_suite(moved, opts_for(tmp_path, tiny_model_dir))
     assert not ok
-    assert [r["status"] for r in rows] == ["STALE (similarity 'dot', the row 'cosine')"]
+    assert [r["status"] for r in rows] == ["STALE (similarity 'dot' where the row asks 'cosine')"]
 
 
 @pytest.fixture
@@ -134,8 +134,8 @@ def test_the_report_names_records_their_row_no_longer_declares(tmp_path):
     smoke_record(tmp_path, "proto-frozen[similarity=dot]", {"similarity": "dot"}, "cosine")  # ran other than its tag
     note = _stale_note(load_records(tmp_path, "smoke"))
     assert note.startswith("2 of 2 records ran another configuration")
-    assert "proto-frozen: similarity 'cosine' (now 'euclidean') in 1" in note
-    assert "proto-frozen[similarity=dot]: similarity 'cosine' (now 'dot') in 1" in note
+    assert "proto-frozen: similarity 'cosine' where the row asks 'euclidean' (1 record)" in note
+    assert "proto-frozen[similarity=dot]: similarity 'cosine' where the row asks 'dot' (1 record)" in note
 
 
 def test_quick_records_ran_their_rows_with_the_quick_budget_not_stale():
