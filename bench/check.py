@@ -8,9 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.cell import describe_drift
 from bench.records import environment, provenance, write_text_atomic
-from bench.runner import RunOptions, check_device, run_cell, select, stale_record, write_cell
+from bench.runner import RunOptions, check_device, describe_drift, run_cell, select, stale_record, write_cell
 from bench.suites import Suite
 from fewshot_ner.encoder import check_encoder
 

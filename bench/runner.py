@@ -131,8 +131,8 @@ def is_done(plan: CellPlan, opts: RunOptions) -> bool:
         return False
     if stale := stale_options(record, plan):
         opts.note(
-            f"warning: {path}: its record ran with {describe_drift(stale)}: it counts as not done (bench run reruns the cell and "
-            f"keeps this record as {path.name}{STALE_SUFFIX})"
+            f"warning: {path}: its record ran with {describe_drift(stale)}: it counts as not done (bench run reruns "
+            f"the cell and keeps this record as {path.name}{STALE_SUFFIX})"
         )
         return False
     return True
